@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on")
     p.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1)")
     p.add_argument("--round-y", action="store_true", help="IMDN-style rounded Y channel (default off)")
+    p.add_argument("--gray-as-y", action="store_true",
+                   help="score single-channel images on their gray level (MATLAB bicubic-table convention)")
     p.add_argument("--device", default="auto")
     _roots(p)
     p.set_defaults(handler="ibmdn.evaluate:eval_command")
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name")
     q.add_argument("--root", default=None, help="data root to extract into (default: the data root)")
     q.add_argument("--url", default=None, help="override the download address (mirrors, tests)")
+    q.add_argument("--sha256", default=None, help="expected sha256 of the archive (overrides the table's)")
     q.set_defaults(handler="ibmdn.data.download:fetch_command")
 
     p = sub.add_parser("weights", help="weights and perceptual backbones")

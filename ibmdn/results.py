@@ -47,10 +47,11 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -105,7 +106,18 @@ class Schema:
         return tuple(c for c in self.columns + self.optional if c not in self.integer + self.floats)
 
 
-LONG_COLUMNS = ("table", "model", "weights", "scale", "dataset", "metric", "value", "unit", "n_images", "source")
+LONG_COLUMNS = (
+    "table",
+    "model",
+    "weights",
+    "scale",
+    "dataset",
+    "metric",
+    "value",
+    "unit",
+    "n_images",
+    "source",
+)
 SOURCES = ("paper", "published", "measured")
 METRIC_UNITS = {"params": "count", "psnr": "dB", "ssim": "1", "lpips": "1"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
@@ -143,6 +155,37 @@ LONG = register_schema(
         choices={"source": SOURCES},
     )
 )
+
+TOLERANCES = ("exact", "1%", "3%", "contradiction")
+AUDIT_STATUS = ("pass", "fail", "missing", "error", "documented")
+
+PARAM_AUDIT = register_schema(
+    Schema(
+        name="param_audit",
+        columns=(
+            "model",
+            "scale",
+            "paper_label",
+            "tolerance",
+            "status",
+            "params",
+            "reference",
+            "reference_source",
+            "diff",
+            "diff_pct",
+            "paper_params",
+            "paper_tables",
+            "note",
+        ),
+        keys=("model", "scale"),
+        integer=("scale", "params", "reference", "diff", "paper_params"),
+        floats=("diff_pct",),
+        required_values=("model", "scale", "tolerance", "status"),
+        choices={"tolerance": TOLERANCES, "status": AUDIT_STATUS, "reference_source": ("upstream", "paper")},
+    )
+)
+"""The parameter audit (``results/param_audit.csv``), one row per (model, scale); see
+:mod:`ibmdn.experiments.audit` for the meaning of each column."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -473,7 +516,13 @@ def _repo_root() -> Path | None:
 def _git(*args: str, cwd: Path) -> str | None:
     try:
         r = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL
+            ["git", *args],
+            check=False,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -509,8 +558,8 @@ def device_info() -> dict[str, Any]:
         if torch.cuda.is_available():
             info["cuda"] = torch.cuda.get_device_name(0)
             info["cuda_count"] = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - provenance must never fail
-        pass
+    except Exception as e:  # noqa: BLE001 - provenance must never fail
+        info["cuda_error"] = f"{type(e).__name__}: {e}"
     return info
 
 

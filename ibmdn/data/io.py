@@ -289,7 +289,7 @@ def _orient(a: np.ndarray, o: int) -> np.ndarray:
         a = a.swapaxes(0, 1)[::-1, ::-1]
     elif o == 8:
         a = np.rot90(a, 1)
-    return np.ascontiguousarray(a)
+    return np.array(a, order="C", copy=True)  # writable, contiguous (Pillow's arrays are read-only)
 
 
 def _to_unit(a: np.ndarray) -> np.ndarray:

@@ -8,8 +8,10 @@ the PyTorch-GAN implementation (github.com/eriklindernoren/PyTorch-GAN,
 
 Generator (:class:`RRDBNet`)::
 
-    conv_first 3x3 (3->C) ─┬─ body: num_blocks x RRDB ── conv_body 3x3 ─(+)─ upsample ─ conv_hr 3x3 + LReLU ─ conv_last 3x3 (C->3)
-                           └────────────────────────────────────────────┘
+    f = conv_first(x)                           3x3, 3 -> C
+    f = f + conv_body(body(f))                  num_blocks RRDBs, 3x3 C -> C
+    y = conv_last(lrelu(conv_hr(upsample(f))))  upsample per factor 2: 3x3 C -> 4C, LReLU, PixelShuffle(2);
+                                                conv_hr 3x3 C -> C; conv_last 3x3 C -> 3
 
 * RRDB = 3 dense blocks, ``x + res_scale * dense(dense(dense(x)))``; a dense block has 5 3x3 convs,
   conv ``i`` sees the block input and all previous outputs (C + i*G channels) and outputs G channels
@@ -119,7 +121,10 @@ class RRDB(nn.Module):
         super().__init__()
         self.res_scale = res_scale
         self.dense_blocks = nn.Sequential(
-            *(DenseResidualBlock(channels, growth, num_layers, res_scale, negative_slope) for _ in range(num_dense))
+            *(
+                DenseResidualBlock(channels, growth, num_layers, res_scale, negative_slope)
+                for _ in range(num_dense)
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +163,10 @@ class RRDBNet(nn.Module):
             raise ValueError(f"RRDBNet upsamples by powers of two, not {scale}")
         self.conv_first = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.body = nn.Sequential(
-            *(RRDB(channels, growth, num_dense, num_layers, res_scale, negative_slope) for _ in range(num_blocks))
+            *(
+                RRDB(channels, growth, num_dense, num_layers, res_scale, negative_slope)
+                for _ in range(num_blocks)
+            )
         )
         self.conv_body = nn.Conv2d(channels, channels, 3, padding=1)
         up: list[nn.Module] = []

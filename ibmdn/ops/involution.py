@@ -25,7 +25,8 @@ Interpretations and deviations (documented choices):
   unfolded tensor, as the official PyTorch form); ``"shift"`` accumulates K^2 shifted slices of the
   padded input times the matching kernel plane and never materialises the unfolded tensor. Both give
   the same result (tests compare them with an explicit per-pixel loop).
-* Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths.
+* Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths;
+  the pooling uses ``ceil_mode`` so that odd sizes work (the original fails on them).
 
 Sub-module names ``conv1``, ``bn1``, ``conv2`` are ours; the converter of the authors' DepthIBN
 checkpoint maps ``conv1.conv / conv1.bn / conv2.conv`` (mmcv ``ConvModule``) onto them.
@@ -98,7 +99,9 @@ class Involution2d(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
         self.conv2 = nn.Conv2d(mid, kernel_size * kernel_size * self.groups, 1, bias=bias)
-        self.pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
+        # ceil_mode: the pooled size equals the strided output size ceil(H / stride) also for odd H
+        # (the original's floor-mode pooling fails on odd sizes)
+        self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """The generated per-pixel kernels, shape (B, G, K*K, H_out, W_out)."""
