@@ -27,7 +27,7 @@ VENV ?= $(ROOT)/.venv
 # accelerator or index override it, e.g. make setup TORCH_SPEC="torch torchvision --index-url ...".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= test,notebooks
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q --durations=15
 
 # data / weights roots: ../shared (read-only) when present and the variables are unset, else ./data, ./weights
 SHARED ?= $(abspath $(ROOT)/../shared)
@@ -52,8 +52,8 @@ setup: $(STAMP)
 $(STAMP): $(ROOT)/pyproject.toml
 	@test -x "$(VPY)" || { echo "creating $(VENV)"; $(PYTHON) -m venv "$(VENV)"; }
 	"$(VPY)" -m pip install --quiet "pip>=21.3"
-	"$(VPY)" -m pip install $(TORCH_SPEC)
-	"$(VPY)" -m pip install -e "$(ROOT)[$(EXTRAS)]"
+	"$(VPY)" -m pip install --quiet $(TORCH_SPEC)
+	"$(VPY)" -m pip install --quiet -e "$(ROOT)[$(EXTRAS)]"
 	@touch "$@"
 
 backbones: $(BACKBONES_STAMP)

@@ -119,6 +119,7 @@ def evaluate(
     cache_dir=None,
     progress: bool = False,
     overlap: int = DEFAULT_OVERLAP,
+    weights_root=None,
 ) -> pd.DataFrame:
     """Per-image metrics of ``model`` on one benchmark set.
 
@@ -161,9 +162,10 @@ def evaluate(
                "width": item.hr.shape[1], "psnr": psnr(sr, item.hr, scale, protocol, item.gray),
                "ssim": ssim(sr, item.hr, scale, protocol, item.gray), "error": ""}
         if lpips:
-            row["lpips"] = lpips_distance(sr, item.hr, device=str(device))
+            row["lpips"] = lpips_distance(sr, item.hr, device=str(device), weights_root_dir=weights_root)
         rows.append(row)
-    cols = ["dataset", "image", "scale", "height", "width", "psnr", "ssim"] + (["lpips"] if lpips else []) + ["error"]
+    cols = ["dataset", "image", "scale", "height", "width", "psnr", "ssim"]
+    cols += (["lpips"] if lpips else []) + ["error"]
     df = pd.DataFrame(rows, columns=cols)
     df.attrs.update(protocol=asdict(protocol), dataset_folder=ds.name, lr_resize=IMRESIZE_VERSION)
     return df
@@ -182,7 +184,8 @@ def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
             if metric in g and g[metric].notna().any():
                 vals = g[metric].dropna()
                 rows.append({"dataset": dataset, "scale": int(scale), "metric": metric,
-                             "value": float(vals.mean()), "unit": METRIC_UNITS[metric], "n_images": len(vals)})
+                             "value": float(vals.mean()), "unit": METRIC_UNITS[metric],
+                             "n_images": len(vals)})
     return pd.DataFrame(rows, columns=["dataset", "scale", "metric", "value", "unit", "n_images"])
 
 
@@ -204,7 +207,8 @@ def _per_image_schema():
 
     return register_schema(Schema(
         name="eval_per_image",
-        columns=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit", "source"),
+        columns=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit",
+                 "source"),
         keys=("table", "model", "weights", "scale", "dataset", "image", "metric"),
         integer=("scale",),
         floats=("value",),
@@ -225,7 +229,8 @@ def long_tables(per_image: pd.DataFrame, model: str, weights: str) -> tuple[pd.D
                        "source"]]
     ok = per_image[per_image["error"] == ""]
     metrics = [m for m in METRIC_UNITS if m in ok]
-    per = ok.melt(id_vars=["dataset", "image", "scale"], value_vars=metrics, var_name="metric", value_name="value")
+    per = ok.melt(id_vars=["dataset", "image", "scale"], value_vars=metrics, var_name="metric",
+                  value_name="value")
     per["unit"] = per["metric"].map(METRIC_UNITS)
     per.insert(0, "table", "eval")
     per.insert(1, "model", model)
@@ -237,7 +242,6 @@ def long_tables(per_image: pd.DataFrame, model: str, weights: str) -> tuple[pd.D
 
 def eval_command(args) -> int:
     """``ibmdn eval --model M --scale S [--weights W] [--datasets a,b] [--out DIR] ...``."""
-    from ibmdn.models import bicubic as _bicubic  # noqa: F401  (registers the baseline even if unlisted)
     from ibmdn.models import build_model
     from ibmdn.results import provenance, write_table
 
@@ -249,14 +253,20 @@ def eval_command(args) -> int:
     for name in names:  # fail before any work if a set is missing
         resolve_set(name, "benchmark", args.data_root)
     try:
-        model = build_model(args.model, scale=args.scale, weights=args.weights, weights_root=args.weights_root)
+        model = build_model(args.model, scale=args.scale, weights=args.weights,
+                            weights_root=args.weights_root)
     except (KeyError, ValueError) as e:
         raise IbmdnError(str(e).strip("'\"")) from None
     tag = weights_tag(args.weights)
     frames = []
     for name in names:
-        df = evaluate(model, name, args.scale, protocol, device, tile=args.tile, self_ensemble=args.self_ensemble,
-                      lpips=args.lpips, skip_bad=args.skip_bad, data_root=args.data_root, progress=True)
+        df = evaluate(model, name, args.scale, protocol, device, tile=args.tile,
+                      self_ensemble=args.self_ensemble, lpips=args.lpips, skip_bad=args.skip_bad,
+                      data_root=args.data_root, weights_root=args.weights_root, progress=True)
+        if not (df["error"] == "").any():
+            raise IbmdnError(f"no usable image in {df.attrs['dataset_folder']} "
+                             f"({len(df)} file(s), all skipped)" if len(df) else
+                             f"no image files in the {name} set")
         frames.append(df)
     per_image = pd.concat(frames, ignore_index=True)
     summary, per = long_tables(per_image, args.model, tag)

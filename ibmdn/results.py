@@ -480,17 +480,21 @@ def read_table(path: str | os.PathLike, schema: str | Schema | None = None) -> p
     return validate(raw, schema)
 
 
-def _reported_file() -> Any:
-    return resources.files("ibmdn").joinpath("reported", "paper.csv")
+def _reported_file(source: str = "paper") -> Any:
+    return resources.files("ibmdn").joinpath("reported", f"{source}.csv")
 
 
-def reported(table: str | Iterable[str] | None = None) -> pd.DataFrame:
-    """The paper's reported values (``ibmdn/reported/paper.csv``, ``source == 'paper'``).
+def reported(table: str | Iterable[str] | None = None, source: str = "paper") -> pd.DataFrame:
+    """Typed-in values: the paper's (``reported/paper.csv``) or the literature's (``reported/published.csv``).
 
     Args:
-        table: one table name (``table1`` .. ``table6``) or several; None for all.
+        table: one table name (``table1`` .. ``table6``; ``bicubic``, ``published``) or several; None for all.
+        source: ``"paper"`` (the paper under study, with its typos flagged) or ``"published"`` (the
+            standard bicubic table and the baselines' own publications, REFERENCE.md §2).
     """
-    with resources.as_file(_reported_file()) as f:
+    if source not in ("paper", "published"):
+        raise ValueError(f"source must be 'paper' or 'published', got {source!r}")
+    with resources.as_file(_reported_file(source)) as f:
         df = read_table(f, "long")
     if table is not None:
         names = [table] if isinstance(table, str) else list(table)

@@ -30,7 +30,7 @@ def _one_thread():
 
 def test_registered():
     assert {"esrt", "esrt_64", "esrgan_g", "esrgan_d"} <= set(list_models())
-    assert list_models("esrt*", scale=3) == ["esrt", "esrt_64"]
+    assert list_models("esrt*", scale=3) == ["esrt", "esrt_64", "esrt_imdn_ibmd", "esrt_rfdn_ibmd"]
 
 
 @pytest.mark.parametrize("name", sorted(ESRT_COUNTS))

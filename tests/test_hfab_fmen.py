@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -175,46 +174,4 @@ def test_official_checkpoint_strict_load():
     assert -0.2 < float(y.mean()) < 1.2
 
 
-def _psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
-    """Independent oracle: BT.601 Y in float, ``crop`` pixels off each border."""
-
-    def y(a: np.ndarray) -> np.ndarray:
-        a = a.astype(np.float64)
-        return 16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255
-
-    d = (y(sr) - y(hr))[crop:-crop, crop:-crop]
-    return float(10 * np.log10(255**2 / np.mean(d**2)))
-
-
-@pytest.mark.slow
-@needs_weights
-@needs_set5
-def test_official_set5_x4_psnr_oracle():
-    """FMEN-S official weights on the official MATLAB Set5 LR: 32.115 dB (REFERENCE §5)."""
-    from PIL import Image
-
-    model = build_model("fmen_s", 4, weights="official", weights_root=WEIGHTS).eval()
-    set5 = DATA / "benchmark" / "Set5"
-    scores = []
-    for hr_path in sorted((set5 / "HR").glob("*.png")):
-        hr = np.asarray(Image.open(hr_path).convert("RGB"))
-        hr = hr[: hr.shape[0] - hr.shape[0] % 4, : hr.shape[1] - hr.shape[1] % 4]
-        lr = np.array(Image.open(set5 / "LR_bicubic" / "X4" / f"{hr_path.stem}x4.png").convert("RGB"))
-        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-        with torch.no_grad():
-            sr = model(x).clamp(0, 1)
-        sr = (sr[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        scores.append(_psnr_y(sr, hr, crop=4))
-    assert len(scores) == 5
-    assert abs(np.mean(scores) - 32.115) < 0.005
-
-
-@needs_weights
-@needs_set5
-def test_official_set5_x4_psnr_evaluate():
-    """The same check through the project's evaluation layer (once it exists)."""
-    evaluate = pytest.importorskip("ibmdn.evaluate", reason="ibmdn.evaluate not written yet").evaluate
-    model = build_model("fmen_s", 4, weights="official", weights_root=WEIGHTS)
-    result = evaluate(model, dataset="Set5", scale=4, data_root=DATA)
-    psnr = result["psnr"] if isinstance(result, dict) else result.psnr
-    assert abs(float(psnr) - 32.115) < 0.01
+# Set5 PSNR with the official weights: tests/test_pretrained.py (all official checkpoints, one place).

@@ -67,7 +67,8 @@ def resolve_set(name: str, kind: str = "benchmark", root: str | os.PathLike | No
     )
     if not found:
         have = sorted(d.name for d in base.iterdir() if d.is_dir())
-        raise MissingRootError(f"{kind} set {name!r} not found under {base} (have: {', '.join(have) or 'none'})")
+        raise MissingRootError(
+            f"{kind} set {name!r} not found under {base} (have: {', '.join(have) or 'none'})")
     hr = found[0] / "HR"
     if not hr.is_dir():
         raise MissingRootError(f"{found[0]} has no HR folder")

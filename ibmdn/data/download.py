@@ -172,7 +172,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, progr
                             f"deleted, run again (or check the mirror)")
     os.replace(part, dest)
     if sha256 is None:
-        print(f"sha256 of {dest.name} (not known in advance, pin it with --sha256): {digest}", file=sys.stderr)
+        print(f"sha256 of {dest.name} (not known in advance, pin it with --sha256): {digest}",
+              file=sys.stderr)
     return dest
 
 
@@ -204,12 +205,14 @@ def _check_link(rel: PurePosixPath, linkname: str, root: Path, hard: bool) -> No
         target = Path(os.path.normpath(root / rel.parent / linkname))
     if not _inside(target, root):
         kind = "hard link" if hard else "symlink"
-        raise UnsafeArchiveError(f"archive member {str(rel)!r} is a {kind} pointing outside the target ({linkname})")
+        raise UnsafeArchiveError(
+            f"archive member {str(rel)!r} is a {kind} pointing outside the target ({linkname})")
 
 
 def _safe_target(root: Path, rel: PurePosixPath) -> Path:
     target = root / rel
-    if not _inside(target.parent, root) or (target.is_symlink() or target.exists()) and not _inside(target, root):
+    exists = target.is_symlink() or target.exists()
+    if not _inside(target.parent, root) or (exists and not _inside(target, root)):
         raise UnsafeArchiveError(f"archive member {str(rel)!r} would be written outside the target")
     return target
 
@@ -219,7 +222,7 @@ def _extract_tar(path: Path, root: Path) -> int:
         members = tar.getmembers()
         for m in members:  # check everything before writing anything
             rel = _member_path(m.name)
-            if m.ischr() or m.isblk() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):  # devices, FIFOs, ...
                 raise UnsafeArchiveError(f"archive member {m.name!r} is a special file")
             if m.issym() or m.islnk():
                 _check_link(rel, m.linkname, root, hard=m.islnk())
@@ -347,7 +350,8 @@ def fetch(name: str, root=None, url: str | None = None, sha256: str | None = Non
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise IbmdnError(f"cannot create the data root {root}: {e}") from None
-    archive = download(url or entry.url, root / "downloads" / entry.filename, sha256 or entry.sha256, progress)
+    archive = download(url or entry.url, root / "downloads" / entry.filename, sha256 or entry.sha256,
+                       progress)
     return install_archive(archive, root, entry)
 
 

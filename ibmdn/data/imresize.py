@@ -21,8 +21,8 @@ for byte-identical output:
 * the weighted sums run in float64, accumulating the taps in order, as MATLAB's ``imresizemex`` does.
 
 Numpy (:func:`imresize`) is the data path (``uint8`` in -> ``uint8`` out; float in -> float64 out).
-Torch (:func:`imresize_torch`) applies the same weights as dense per-axis matrices to float ``NCHW``
-tensors; with ``quantize=True`` it rounds to the 8-bit grid after each pass, reproducing MATLAB's
+Torch (:func:`imresize_torch`) applies the same taps, in the same order, to float ``NCHW`` tensors;
+with ``quantize=True`` it rounds to the 8-bit grid after each pass, reproducing MATLAB's
 ``imresize`` of a ``uint8`` image for inputs on that grid (what the published bicubic baseline is).
 
 :data:`IMRESIZE_VERSION` names this algorithm; it is part of every LR cache key, so changing anything
@@ -134,14 +134,23 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-@lru_cache(maxsize=64)
-def _matrix(in_length: int, scale: float, antialiasing: bool) -> np.ndarray:
-    """Dense ``out x in`` resampling matrix of one axis (taps that mirror onto the same sample add up)."""
-    weights, indices = contributions(in_length, output_length(in_length, scale), scale, antialiasing)
-    m = np.zeros((weights.shape[0], in_length), np.float64)
-    rows = np.broadcast_to(np.arange(weights.shape[0])[:, None], indices.shape)
-    np.add.at(m, (rows, indices), weights)
-    return m
+def _resize_axis_torch(x, dim: int, scale: float, antialiasing: bool):
+    """One 1-D pass on a tensor: taps gathered with ``index_select`` and accumulated in order."""
+    import torch
+
+    if dim == x.dim() - 1:  # gathering along the last (contiguous) axis is slow: work on the transpose
+        t = x.transpose(-1, -2).contiguous()
+        return _resize_axis_torch(t, dim - 1, scale, antialiasing).transpose(-1, -2)
+    weights, indices = contributions(x.shape[dim], output_length(x.shape[dim], scale), scale, antialiasing)
+    shape = [1] * x.dim()
+    shape[dim] = weights.shape[0]
+    w = torch.tensor(weights, dtype=x.dtype, device=x.device)
+    idx = torch.tensor(indices, device=x.device)
+    out = None
+    for t in range(weights.shape[1]):
+        term = w[:, t].reshape(shape) * x.index_select(dim, idx[:, t])
+        out = term if out is None else out + term
+    return out
 
 
 def imresize_torch(x, scale: float, antialiasing: bool = True, quantize: bool = False):
@@ -151,16 +160,17 @@ def imresize_torch(x, scale: float, antialiasing: bool = True, quantize: bool = 
         x: float tensor; the last two dimensions are resized, rows first.
         scale: factor (``4`` upscales x4).
         antialiasing: as in :func:`imresize`.
-        quantize: round to the 8-bit grid (``floor(v * 255 + 0.5) / 255``, clipped to [0, 1]) after
-            each pass, i.e. MATLAB's ``uint8`` path for inputs on that grid. Not differentiable.
+        quantize: MATLAB's ``uint8`` path: the input is rounded to 8-bit levels and resized by the numpy
+            :func:`imresize` (on the CPU, rounding after each pass); returns levels / 255 in the input's
+            dtype and device. Not differentiable.
     """
     import torch
 
-    mh = torch.as_tensor(_matrix(x.shape[-2], float(scale), antialiasing), dtype=x.dtype, device=x.device)
-    mw = torch.as_tensor(_matrix(x.shape[-1], float(scale), antialiasing), dtype=x.dtype, device=x.device)
-
-    def q(t):
-        return torch.floor(t * 255.0 + 0.5).clamp(0.0, 255.0) / 255.0 if quantize else t
-
-    y = q(torch.matmul(mh, x))  # rows
-    return q(torch.matmul(y, mw.transpose(0, 1)))  # columns
+    if quantize:  # MATLAB's uint8 path is the numpy implementation itself, image by image on the CPU
+        levels = torch.floor(x.detach().float() * 255.0 + 0.5).clamp(0.0, 255.0).to(torch.uint8).cpu()
+        flat = levels.reshape(-1, *levels.shape[-2:]).permute(1, 2, 0).numpy()  # H x W x (all images)
+        out = torch.from_numpy(imresize(flat, float(scale)).astype(np.float32) / 255.0)
+        return out.permute(2, 0, 1).reshape(*x.shape[:-2], *out.shape[:2]).to(x.device, x.dtype)
+    for dim in (x.dim() - 2, x.dim() - 1):  # rows (height) first, then columns
+        x = _resize_axis_torch(x, dim, float(scale), antialiasing)
+    return x

@@ -147,7 +147,11 @@ def _orientation(im: Image.Image) -> int:
 
 
 def read_image_info(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:
-    """Header facts of an image file (no pixel decoding). Raises :class:`BadImageError` like :func:`read_image`."""
+    """Header facts of an image file (no pixel decoding).
+
+    Raises:
+        BadImageError: as :func:`read_image` (not an image, corrupt header, too large).
+    """
     path = Path(path)
     with _open(path, max_pixels) as im:
         fmt = im.format or "?"
@@ -389,6 +393,17 @@ def read_image(path: str | os.PathLike, min_size: int = 1, max_pixels: int = MAX
     return _orient(rgb, info.orientation)
 
 
+def file_mode() -> int:
+    """Permission bits a plain ``open()`` would give a new file (0o666 less the umask).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; atomic writers apply this mode
+    before the rename so that results and caches stay readable by others as usual.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write a ``uint8`` ``H x W``, ``H x W x 3`` or ``H x W x 4`` array atomically (format from the suffix).
 
@@ -414,6 +429,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
             Image.fromarray(np.ascontiguousarray(array)).save(f, format=fmt)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -99,8 +99,9 @@ _EXACT_NOTE = {
 }
 
 _RFDN_IBMD = (
-    "The RFDN-50 skeleton with BSConv-S, involution(50) and ESA measures 171,537 / 178,302 / 187,773 at "
-    "x2/x3/x4 (REFERENCE.md section 4). The paper's x2 figures (Tables II/III: CCA 150K, ESA 187K, "
+    "A reconstruction on the upstream RFDN-50 skeleton (BSConv-S, involution(50), ESA) measures "
+    "171,537 / 178,302 / 187,773 at x2/x3/x4 (REFERENCE.md section 4). The paper's x2 figures "
+    "(Tables II/III: CCA 150K, ESA 187K, "
     "HFAB 399K, CHFAB 170K) fit only if counted with a x4 upsampler (x4 minus x2 is 16,236 at 50 "
     "channels), and involution at 50 channels needs a group width that divides 50 (the official "
     "width 16 does not)."
@@ -302,6 +303,7 @@ def _summary(model: str) -> str:
 
 def _sentence(text: str) -> str:
     text = text.strip()
+    text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 

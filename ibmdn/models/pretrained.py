@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,11 @@ def load_weights(model: nn.Module, name: str, scale: int, weights: str, weights_
     path = Path(weights)
     if not path.is_file():
         raise IbmdnError(f"weights file not found: {path} (use 'official' or a checkpoint path)")
-    sd = load_state(path)
-    model.load_state_dict(sd, strict=True)
+    try:
+        sd = load_state(path)
+        model.load_state_dict(sd, strict=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise IbmdnError(f"{path} does not load into {name} x{scale}: {first}") from e
     model.checkpoint = str(path)  # type: ignore[attr-defined]
     return model

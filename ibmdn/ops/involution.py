@@ -23,8 +23,11 @@ Interpretations and deviations (documented choices):
   itself has none. ``padding`` must be ``None`` or ``K//2`` (the original's only mode).
 * **Implementations** (``impl``): ``"unfold"`` is the reference (``nn.Unfold`` builds the K^2-fold
   unfolded tensor, as the official PyTorch form); ``"shift"`` accumulates K^2 shifted slices of the
-  padded input times the matching kernel plane and never materialises the unfolded tensor. Both give
-  the same result (tests compare them with an explicit per-pixel loop).
+  input times the matching kernel plane, in place, and never materialises the unfolded tensor (peak
+  memory O(C H W) instead of O(K^2 C H W), forward and backward; ``torch.compile`` fuses it into one
+  loop on CPU and one Triton kernel on CUDA). Both give the same result (tests compare them with an
+  explicit per-pixel loop, and forward and gradients with each other). The inference form with the
+  kernel generator's BatchNorm folded is :class:`ibmdn.fuse.FusedInvolution`.
 * Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths;
   the pooling uses ``ceil_mode`` so that odd sizes work (the original fails on them).
 
@@ -56,21 +59,43 @@ def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, s
 
 
 def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
-    """Shift-and-accumulate application: memory O(C H W) instead of O(K^2 C H W)."""
-    b, c, _, _ = x.shape
+    """Shift-and-accumulate application: memory O(C H W) instead of O(K^2 C H W).
+
+    Stride 1 accumulates each tap into the sub-rectangle of the output it reaches (no padded copy of
+    ``x``; the zero padding is implicit); other strides slice a zero-padded copy. The accumulation is
+    in place (``addcmul_``), which autograd supports here (no product needs the running sum), so the
+    same code serves training; ``torch.compile`` fuses the K^2 taps into one loop.
+    """
+    b, c, height, width = x.shape
     g, _, h, w = kernel.shape[1:]
+    gc = c // g
     pad = (kernel_size - 1) // 2
-    xp = F.pad(x, (pad, pad, pad, pad)).view(b, g, c // g, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
+    if stride == 1:
+        xv = x.view(b, g, gc, height, width)
+        centre = pad * kernel_size + pad
+        out = xv * kernel[:, :, centre].unsqueeze(2)
+        for i in range(kernel_size):
+            for j in range(kernel_size):
+                di, dj = i - pad, j - pad
+                if (di, dj) == (0, 0) or abs(di) >= height or abs(dj) >= width:
+                    continue
+                oy, ox = slice(max(0, -di), height - max(0, di)), slice(max(0, -dj), width - max(0, dj))
+                iy, ix = slice(max(0, di), height - max(0, -di)), slice(max(0, dj), width - max(0, -dj))
+                out[..., oy, ox].addcmul_(xv[..., iy, ix], kernel[:, :, i * kernel_size + j, oy, ox].unsqueeze(2))
+        return out.view(b, c, h, w)
+    xp = F.pad(x, (pad, pad, pad, pad)).view(b, g, gc, height + 2 * pad, width + 2 * pad)
     out = None
     for i in range(kernel_size):
         for j in range(kernel_size):
             patch = xp[..., i: i + stride * (h - 1) + 1: stride, j: j + stride * (w - 1) + 1: stride]
-            term = patch * kernel[:, :, i * kernel_size + j].unsqueeze(2)
-            out = term if out is None else out + term
+            k = kernel[:, :, i * kernel_size + j].unsqueeze(2)
+            out = patch * k if out is None else out.addcmul_(patch, k)
     return out.reshape(b, c, h, w)
 
 
-_IMPLS = {"unfold": involution_unfold, "shift": involution_shift}
+IMPLS = {"unfold": involution_unfold, "shift": involution_shift}
+"""Application implementations by name (all exact: they differ in memory and speed only)."""
+_IMPLS = IMPLS
 
 
 class Involution2d(nn.Module):
@@ -122,10 +147,14 @@ class Involution2d(nn.Module):
 
 
 def set_involution_impl(module: nn.Module, impl: str) -> nn.Module:
-    """Switch every :class:`Involution2d` in ``module`` to ``impl`` ("unfold" or "shift"); returns module."""
+    """Switch every involution in ``module`` to ``impl`` ("unfold" or "shift"); returns module.
+
+    Acts on :class:`Involution2d` and on any module declaring ``is_involution = True`` (the inference
+    form :class:`ibmdn.fuse.FusedInvolution`).
+    """
     if impl not in _IMPLS:
         raise ValueError(f"impl must be one of {sorted(_IMPLS)}, got {impl!r}")
     for m in module.modules():
-        if isinstance(m, Involution2d):
+        if isinstance(m, Involution2d) or getattr(m, "is_involution", False):
             m.impl = impl
     return module

@@ -1,0 +1,114 @@
+"""Benchmark evaluation of published checkpoints and of the bicubic baseline, resumable, compared with the literature.
+
+``checkpoint_eval`` runs every official checkpoint (IMDN and BSRN x2/x3/x4; RFDN-AIM, FMEN-S and
+DepthIBN x4) on Set5, Set14, BSD100 and Urban100 through :func:`ibmdn.evaluate.evaluate`;
+``bicubic_eval`` runs the parameter-free ``bicubic`` model at x2/x3/x4 under the default protocol and
+under ``gray_as_y`` (the classic MATLAB table scores Set14's single-channel ``bridge`` on its raw gray
+level: the two rows show the effect of that choice, ~0.09 dB on Set14, nothing elsewhere).
+
+Each (model, scale, dataset, protocol) summary is kept in a parts folder as soon as it is measured, so a
+killed run resumes where it stopped; the final table is written only when every part exists.
+``compare_published`` joins a measured table with ``reported/published.csv`` (REFERENCE.md §2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+
+from ibmdn.metrics.quality import Protocol
+
+DATASETS = ("set5", "set14", "bsd100", "urban100")
+CHECKPOINTS = (("imdn", 2), ("imdn", 3), ("imdn", 4), ("bsrn", 2), ("bsrn", 3), ("bsrn", 4),
+               ("rfdn_aim", 4), ("fmen_s", 4), ("depthibn", 4))
+LONG = ["table", "model", "weights", "scale", "dataset", "metric", "value", "unit", "n_images", "source"]
+
+
+def _part_path(parts: Path, table: str, model: str, scale: int, dataset: str, protocol: Protocol) -> Path:
+    key = hashlib.sha256(json.dumps(asdict(protocol), sort_keys=True).encode()).hexdigest()[:10]
+    return parts / table / f"{model}_x{scale}_{dataset}_{key}.csv"
+
+
+def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], datasets=DATASETS, device="cpu",
+             data_root=None, weights_root=None, parts_dir: str | Path = ".cache/parts") -> pd.DataFrame:
+    """Evaluate ``(model, scale, weights, protocol)`` rows on ``datasets``; long summary rows (``table``).
+
+    The ``weights`` column is ``official``/``none``; a protocol other than the default is recorded in it
+    as a suffix (e.g. ``none+gray_as_y``) so both protocols can stand in one table.
+    """
+    from tqdm.auto import tqdm
+
+    from ibmdn.evaluate import evaluate, summarize, weights_tag
+    from ibmdn.models import build_model
+
+    parts = Path(parts_dir)
+    frames = []
+    jobs = [(m, s, w, p, d) for m, s, w, p in rows for d in datasets]
+    for model_name, scale, weights, protocol, dataset in tqdm(jobs, desc=table, unit="set"):
+        part = _part_path(parts, table, model_name, scale, dataset, protocol)
+        if part.exists():
+            frames.append(pd.read_csv(part, keep_default_na=False))
+            continue
+        model = build_model(model_name, scale, weights=weights, weights_root=weights_root)
+        summary = summarize(evaluate(model, dataset, scale, protocol, device, data_root=data_root, progress=True))
+        tag = weights_tag(weights)
+        changed = [f.name for f in Protocol.__dataclass_fields__.values()
+                   if getattr(protocol, f.name) != getattr(Protocol(), f.name)]
+        summary.insert(0, "table", table)
+        summary.insert(1, "model", model_name)
+        summary.insert(2, "weights", "+".join([tag, *changed]))
+        summary["source"] = "measured"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        tmp = part.with_suffix(".tmp")
+        summary[LONG].to_csv(tmp, index=False)
+        tmp.replace(part)
+        frames.append(summary[LONG])
+    return pd.concat(frames, ignore_index=True)[LONG]
+
+
+def checkpoint_eval(**kw) -> pd.DataFrame:
+    """Every official checkpoint on the four benchmarks (table ``checkpoint_eval``)."""
+    return run_rows("checkpoint_eval", [(m, s, "official", Protocol()) for m, s in CHECKPOINTS], **kw)
+
+
+def bicubic_eval(**kw) -> pd.DataFrame:
+    """The bicubic baseline at x2/x3/x4 under the default protocol and ``gray_as_y`` (table ``bicubic``)."""
+    protocols = (Protocol(), replace(Protocol(), gray_as_y=True))
+    return run_rows("bicubic", [("bicubic", s, None, p) for s in (2, 3, 4) for p in protocols], **kw)
+
+
+def compare_published(measured: pd.DataFrame) -> pd.DataFrame:
+    """Measured vs published (REFERENCE.md §2) on (model, scale, dataset, metric), with the difference."""
+    from ibmdn.results import reported
+
+    pub = reported(source="published")
+    pub = pub.assign(model=pub["model"].replace({"rfdn": "rfdn_paper"}))  # RFDN's paper model != rfdn_aim
+    keys = ["model", "scale", "dataset", "metric"]
+    out = measured.merge(pub[keys + ["value"]].rename(columns={"value": "published"}), on=keys, how="left")
+    out["diff"] = out["value"] - out["published"]
+    return out
+
+
+def checkpoint_eval_command(args) -> int:
+    """``ibmdn eval-checkpoints``: write results/checkpoint_eval.csv and results/bicubic_eval.csv."""
+    from ibmdn.evaluate import resolve_device
+    from ibmdn.results import provenance, write_table
+
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    kw = dict(datasets=tuple(args.datasets.split(",")), device=device, data_root=args.data_root,
+              weights_root=args.weights_root, parts_dir=args.parts)
+    for name, fn in (("bicubic_eval", bicubic_eval), ("checkpoint_eval", checkpoint_eval)):
+        df = fn(**kw)
+        meta = provenance(protocol=asdict(Protocol()), parameters={"datasets": kw["datasets"],
+                          "device": str(device)}, note=fn.__doc__)
+        write_table(df, out / f"{name}.csv", meta, decimals=4)
+        cmp = compare_published(df).dropna(subset=["published"])
+        print(f"{name}: {len(df)} numbers; vs published: max |dPSNR| "
+              f"{cmp.loc[cmp.metric == 'psnr', 'diff'].abs().max():.4f} dB, max |dSSIM| "
+              f"{cmp.loc[cmp.metric == 'ssim', 'diff'].abs().max():.4f}")
+    return 0

@@ -1,0 +1,538 @@
+"""The training loop behind ``ibmdn train`` (one process, or DDP under ``torchrun``).
+
+``train`` builds the model from the registry, the loss (:mod:`ibmdn.train.losses`, or the GAN of
+:mod:`ibmdn.train.gan` with ``--gan``), Adam with the profile's iteration-based schedule
+(:func:`lr_at`, a pure function of the step: the scheduler's whole state is the step), the patch
+loader (:mod:`ibmdn.train.data`), and runs ``cfg.iterations`` steps. Every ``val_every`` steps rank 0
+validates PSNR-Y on ``val_set`` through :func:`ibmdn.evaluate.evaluate` (the evaluation protocol of
+every table); a tqdm bar shows loss, lr, it/s, ETA and the last validation PSNR.
+
+Run folder (``--out``, default ``runs/<model>_x<scale>_<profile>``; ``runs/`` is git-ignored):
+
+* ``config.json``: the resolved recipe, the training images used and left out, the loss description;
+* ``log.csv``: ``step, lr, loss, <loss parts>, val_psnr, it_per_s, data_s, elapsed_s`` every ``log_every``
+  steps (losses averaged over the interval and the processes) and at every validation;
+* ``last.pth``: everything needed to continue: model (the generator's weights under ``"model"``, so
+  ``ibmdn eval --weights last.pth`` works), optimiser (and the discriminator's), step, best PSNR, elapsed time, the
+  torch / CUDA / numpy / python RNG states and the recipe. The data order needs no state (a pure
+  function of seed and step). ``--resume`` restores it, cuts ``log.csv`` back to that step and goes on;
+  a resumed run ends bitwise equal to an uninterrupted one on CPU (tested after ``kill -9``);
+* ``best.pth``: model weights at the best validation PSNR (+ step, PSNR);
+* ``final.pth`` + ``final.json``: the final weights alone (our own small file, loadable with
+  ``ibmdn eval --weights``) and their provenance (git, versions, device, recipe, budget, validation,
+  wall time, the log rows).
+
+Every file is written to a temporary name and renamed (a killed run never leaves a truncated file).
+GPU options (``--bf16``, ``--channels-last``, ``--compile``) are off by default and harmless on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ibmdn.errors import IbmdnError
+from ibmdn.train.config import TrainConfig, config_from_dict, resolve_config, resume_differences
+from ibmdn.train.data import (
+    PatchDataset,
+    load_images,
+    loader_throughput,
+    make_loader,
+    resolve_train_sets,
+    resolve_workers,
+    to_device,
+)
+from ibmdn.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_float,
+    cleanup,
+    init_distributed,
+    local_device,
+    mean_over_ranks,
+)
+from ibmdn.train.losses import PerceptualLoss, SRLoss
+
+CHECKPOINT_FORMAT = "ibmdn-train-v1"
+
+
+class TrainError(IbmdnError):
+    """A training run that cannot start or continue (bad model name, existing or missing run folder...)."""
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+
+
+def lr_at(cfg: TrainConfig, step: int, base: float | None = None) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up, then step halving or cosine decay."""
+    lr = cfg.lr if base is None else base
+    if step < cfg.warmup:
+        return lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "step":
+        return lr * cfg.lr_gamma ** (step // cfg.lr_step)
+    t = (step - cfg.warmup) / max(1, cfg.iterations - cfg.warmup)
+    low = lr * cfg.min_lr_ratio
+    return low + (lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+# ------------------------------------------------------------------------------------------ file helpers
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder (fsynced), then rename over ``path``."""
+    from ibmdn.results import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_json(obj: Any, path: Path) -> None:
+    from ibmdn.results import atomic_write_bytes, dumps_json
+
+    atomic_write_bytes(path, dumps_json(obj).encode("utf-8"))
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a run may touch, in a form ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+# -------------------------------------------------------------------------------------------- SR task
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+
+
+def wrap_for_training(model: nn.Module, cfg: TrainConfig, device: torch.device, info: DistInfo) -> nn.Module:
+    """The module the training forward calls: DDP-wrapped when distributed, compiled on request."""
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    return net
+
+
+def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device, info: DistInfo) -> nn.Module:
+    """Involution implementation, SyncBatchNorm (CUDA DDP), device and memory format."""
+    from ibmdn.ops.involution import set_involution_impl
+
+    impl = cfg.involution_impl
+    if impl == "auto":
+        impl = "shift" if device.type == "cpu" else ""
+    if impl:
+        set_involution_impl(model, impl)
+    if info.enabled and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_adam(params, cfg: TrainConfig, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def build_perceptual(cfg: TrainConfig, layer: str, criterion: str, device: torch.device, weights_root=None):
+    return PerceptualLoss(layer, criterion, cfg.perceptual_backbone, weights_root).to(device)
+
+
+class SRTask:
+    """A plain SR network trained with :class:`~ibmdn.train.losses.SRLoss`."""
+
+    kind = "sr"
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device, info: DistInfo, weights_root=None):
+        self.cfg, self.device = cfg, device
+        self.model = prepare_model(model, cfg, device, info)
+        self.net = wrap_for_training(self.model, cfg, device, info)
+        self.opt = make_adam(self.model.parameters(), cfg, cfg.lr)
+        perceptual = (build_perceptual(cfg, cfg.perceptual_layer, cfg.perceptual_criterion, device, weights_root)
+                      if cfg.perceptual_weight > 0 else None)
+        self.loss = SRLoss(cfg.l1_weight, perceptual, cfg.perceptual_weight, cfg.bsconv_s_weight)
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.model
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": "sr", "l1_weight": self.cfg.l1_weight, "bsconv_s_weight": self.cfg.bsconv_s_weight,
+                             "perceptual_weight": self.cfg.perceptual_weight}
+        if self.loss.perceptual is not None:
+            d["perceptual"] = self.loss.perceptual.describe()
+        return d
+
+    def set_step(self, step: int) -> float:
+        lr = lr_at(self.cfg, step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        self.model.train()
+        with autocast(self.cfg, self.device):
+            sr = self.net(x)
+            total, parts = self.loss(sr, y, self.model)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        return {"loss": total.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"], strict=True)
+        self.opt.load_state_dict(state["optimizer"])
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    best_psnr: float = float("-inf")
+    best_step: int = -1
+    last_psnr: float = float("nan")
+    elapsed: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _build(model_name: str, scale: int, cfg: TrainConfig):
+    """(generator, discriminator or None) from the registry, with one-line errors for bad names."""
+    from ibmdn.models import build_model, model_spec
+
+    if cfg.gan:
+        from ibmdn.models.gan import GAN_PAIRS
+
+        if model_name not in GAN_PAIRS:
+            raise TrainError(f"--gan expects a Table V row name, one of {', '.join(GAN_PAIRS)}; got {model_name!r}")
+        g_name, d_name = GAN_PAIRS[model_name]
+    else:
+        g_name, d_name = model_name, None
+    try:
+        spec = model_spec(g_name)
+    except KeyError as e:
+        raise TrainError(str(e.args[0])) from None
+    if scale not in spec.scales:
+        raise TrainError(f"model {g_name!r} supports scales {spec.scales}, not {scale}")
+    try:
+        g = build_model(g_name, scale, **cfg.model_kwargs)
+        d = build_model(d_name, scale) if d_name else None
+    except TypeError as e:
+        raise TrainError(f"model_kwargs {cfg.model_kwargs} do not fit {g_name!r}: {e}") from None
+    return g, d
+
+
+def _log_fields(task) -> list[str]:
+    parts = ["l1", "perceptual", "reg"] + (["adv", "d_loss", "d_real", "d_fake"] if task.kind == "gan" else [])
+    return ["step", "lr", "loss", *parts, "val_psnr", "it_per_s", "data_s", "elapsed_s"]
+
+
+def _trim_log(path: Path, upto: int) -> None:
+    """Keep the header and the rows with ``step <= upto`` (a killed run may have logged beyond its checkpoint)."""
+    if not path.is_file():
+        return
+    from ibmdn.results import atomic_write_bytes
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= upto]
+    atomic_write_bytes(path, "".join(keep).encode("utf-8"))
+
+
+def _read_log(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def validate(task, cfg: TrainConfig, scale: int, device: torch.device, data_root=None, cache_dir=None) -> float:
+    """Mean PSNR-Y of the generator on ``cfg.val_set`` (evaluation protocol of the tables)."""
+    from ibmdn.evaluate import evaluate
+
+    model = task.generator
+    was_training = model.training
+    try:
+        df = evaluate(model, cfg.val_set, scale, device=device, data_root=data_root, cache_dir=cache_dir)
+    finally:
+        model.train(was_training)
+    return float(df["psnr"].mean())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train(model_name: str, scale: int, cfg: TrainConfig, out: str | os.PathLike | None = None, resume: bool = False,
+          device: str = "auto", data_root=None, weights_root=None, cache_dir=None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train ``model_name`` at ``scale`` with recipe ``cfg``; returns a summary (also in ``final.json``).
+
+    Raises:
+        TrainError / ConfigError / TrainDataError: bad user input (one-line CLI errors).
+    """
+    from ibmdn.evaluate import resolve_device
+
+    dev = resolve_device(device)
+    info = init_distributed(dev)
+    dev = local_device(dev, info)
+    try:
+        return _train(model_name, scale, cfg, out, resume, dev, info, data_root, weights_root, cache_dir, progress)
+    finally:
+        cleanup(info)
+
+
+def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistInfo, data_root, weights_root,
+           cache_dir, progress) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(out or f"runs/{model_name}_x{scale}_{cfg.profile}{'_gan' if cfg.gan else ''}")
+    last_path = run_dir / "last.pth"
+    if resume and not last_path.is_file():
+        raise TrainError(f"--resume: no checkpoint {last_path}")
+    if not resume and last_path.exists():
+        raise TrainError(f"{run_dir} already holds a run (last.pth); pass --resume to continue it or a new --out")
+    if cfg.amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainError("--bf16: this GPU does not support bfloat16")
+
+    # model(s) and task: identical initial weights on every process
+    seed_everything(cfg.seed)
+    g, d = _build(model_name, scale, cfg)
+    if cfg.gan:
+        from ibmdn.train.gan import GANTask
+
+        task = GANTask(cfg, g, d, device, info, weights_root)
+    else:
+        task = SRTask(cfg, g, device, info, weights_root)
+
+    state = RunState()
+    if resume:
+        ck = torch.load(last_path, map_location="cpu", weights_only=True)
+        if ck.get("format") != CHECKPOINT_FORMAT:
+            raise TrainError(f"{last_path} is not an ibmdn training checkpoint")
+        if (ck["model_name"], ck["scale"]) != (model_name, scale):
+            raise TrainError(f"{last_path} trains {ck['model_name']} x{ck['scale']}, not {model_name} x{scale}")
+        diff = resume_differences(config_from_dict(ck["config"]), cfg)
+        if diff:
+            raise TrainError(f"--resume with a different recipe would not continue the same run: {'; '.join(diff)}")
+        task.load_state_dict(ck)
+        state = RunState(ck["step"], ck["best_psnr"], ck["best_step"], ck["last_psnr"], ck["elapsed"],
+                         list(ck.get("history", [])))
+        set_rng_state(ck["rng"])
+
+    # data (rank 0 first: it fills the LR cache the others then read)
+    sets = resolve_train_sets(cfg.train_sets, data_root)
+    if not info.is_main:
+        barrier(info)
+    images = load_images(sets, scale, cfg.patch_size, data_root, cache_dir, verbose=info.is_main)
+    if info.is_main:
+        barrier(info)
+    dataset = PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment)
+    workers = resolve_workers(cfg.workers, device)
+    loader = make_loader(dataset, state.step, cfg.iterations, cfg.batch_size, info.rank, info.world_size, workers,
+                         pin_memory=device.type == "cuda")
+
+    log_path = run_dir / "log.csv"
+    fields = _log_fields(task)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _trim_log(log_path, state.step)
+        else:
+            log_path.unlink(missing_ok=True)
+        from ibmdn.models import count_params
+
+        atomic_json({"model": model_name, "scale": scale, "config": cfg.to_dict(), "budget": cfg.budget,
+                     "world_size": info.world_size, "device": str(device), "workers": workers,
+                     "train_sets": images.sets, "train_images": len(images), "skipped_images": images.skipped,
+                     "params": count_params(task.generator), "loss": task.describe()}, run_dir / "config.json")
+    new_log = info.is_main and not log_path.is_file()
+    log_file = open(log_path, "a", newline="", encoding="utf-8") if info.is_main else None
+    writer = csv.DictWriter(log_file, fieldnames=fields, extrasaction="ignore") if log_file else None
+    if writer and new_log:
+        writer.writeheader()
+
+    bar = tqdm(total=cfg.iterations, initial=state.step, disable=not (progress and info.is_main), unit="it",
+               dynamic_ncols=True, desc=f"{model_name} x{scale} {cfg.profile}", mininterval=1.0)
+    acc: dict[str, torch.Tensor] = {}
+    n_acc, data_time, t_interval = 0, 0.0, time.perf_counter()
+    t_run = time.perf_counter()
+    elapsed0 = state.elapsed
+    lr = lr_at(cfg, state.step)
+    try:
+        it = iter(loader)
+        for step in range(state.step, cfg.iterations):
+            t0 = time.perf_counter()
+            lr_u8, hr_u8 = next(it)
+            x, y = to_device(lr_u8, device, cfg.channels_last), to_device(hr_u8, device, cfg.channels_last)
+            data_time += time.perf_counter() - t0
+            lr = task.set_step(step)
+            parts = task.train_step(x, y, step)
+            for k, v in parts.items():
+                acc[k] = acc[k] + v if k in acc else v.clone()
+            n_acc += 1
+            done = step + 1
+            state.step = done
+            bar.update(1)
+
+            is_val = cfg.val_every > 0 and (done % cfg.val_every == 0 or done == cfg.iterations)
+            if is_val:
+                psnr = validate(task, cfg, scale, device, data_root, cache_dir) if info.is_main else 0.0
+                psnr = broadcast_float(psnr, info, device)
+                state.last_psnr = psnr
+                state.history.append({"step": done, "psnr": psnr})
+                if psnr > state.best_psnr:
+                    state.best_psnr, state.best_step = psnr, done
+                    if info.is_main:
+                        atomic_save({"model": task.generator.state_dict(), "step": done, "psnr": psnr,
+                                     "model_name": model_name, "scale": scale}, run_dir / "best.pth")
+            if done % cfg.log_every == 0 or done == cfg.iterations or is_val:
+                means = mean_over_ranks({k: float(v) / n_acc for k, v in acc.items()}, info, device)
+                now = time.perf_counter()
+                row = {"step": done, "lr": f"{lr:.6g}", **{k: f"{v:.8g}" for k, v in means.items()},
+                       "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
+                       "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}", "data_s": f"{data_time:.4g}",
+                       "elapsed_s": f"{elapsed0 + now - t_run:.1f}"}
+                if writer:
+                    writer.writerow(row)
+                    log_file.flush()
+                post = {"loss": f"{means['loss']:.4g}", "lr": f"{lr:.2e}"}
+                if not math.isnan(state.last_psnr):
+                    post["val"] = f"{state.last_psnr:.2f}dB"
+                bar.set_postfix(post, refresh=False)
+                acc, n_acc, data_time, t_interval = {}, 0, 0.0, time.perf_counter()
+            if done % cfg.ckpt_every == 0 or done == cfg.iterations:
+                state.elapsed = elapsed0 + time.perf_counter() - t_run
+                if info.is_main:
+                    atomic_save({"format": CHECKPOINT_FORMAT, "model_name": model_name, "scale": scale,
+                                 "config": cfg.to_dict(), "step": done, **task.state_dict(),
+                                 "best_psnr": state.best_psnr, "best_step": state.best_step,
+                                 "last_psnr": state.last_psnr, "elapsed": state.elapsed, "history": state.history,
+                                 "rng": rng_state()}, last_path)
+    finally:
+        bar.close()
+        if log_file:
+            log_file.close()
+
+    state.elapsed = elapsed0 + time.perf_counter() - t_run
+    summary = _finish(model_name, scale, cfg, task, state, run_dir, images, info, device) if info.is_main else {}
+    barrier(info)
+    return summary
+
+
+def _finish(model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device) -> dict[str, Any]:
+    """``final.pth`` (weights only) and ``final.json`` (provenance, budget, validation, log rows)."""
+    from ibmdn.models import count_params
+    from ibmdn.results import provenance
+
+    final = run_dir / "final.pth"
+    atomic_save(task.generator.state_dict(), final)
+    summary = {
+        "model": model_name, "scale": scale, "profile": cfg.profile, "budget": cfg.budget,
+        "params": count_params(task.generator), "steps": state.step, "wall_s": round(state.elapsed, 1),
+        "val_set": cfg.val_set, "val_psnr": None if math.isnan(state.last_psnr) else state.last_psnr,
+        "best_psnr": None if state.best_step < 0 else state.best_psnr, "best_step": state.best_step,
+        "val_history": state.history, "weights": final.name, "weights_sha256": _sha256(final),
+    }
+    meta = provenance(**summary, config=cfg.to_dict(), loss=task.describe(), world_size=info.world_size,
+                      train_device=str(device), train_sets=images.sets, train_images=len(images),
+                      skipped_images=len(images.skipped), torch_threads=torch.get_num_threads(),
+                      log=_read_log(run_dir / "log.csv"))
+    atomic_json(meta, run_dir / "final.json")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+
+def _overrides(args) -> dict[str, Any]:
+    o = {"iterations": args.iterations, "batch_size": args.batch_size, "patch_size": args.patch_size,
+         "lr": args.lr, "val_every": args.val_every, "seed": args.seed, "workers": args.workers,
+         "threads": args.threads, "train_sets": args.train_sets}
+    for flag, key, value in ((args.gan, "gan", True), (args.bf16, "amp", "bf16"),
+                             (args.channels_last, "channels_last", True), (args.compile, "compile", True)):
+        if flag:
+            o[key] = value
+    return o
+
+
+def bench_loader(cfg: TrainConfig, scale: int, batches: int, device: str = "auto", data_root=None,
+                 cache_dir=None) -> dict[str, float]:
+    """Batches/s of the training loader alone (no model), with the recipe's batch, patch and workers."""
+    from ibmdn.evaluate import resolve_device
+
+    dev = resolve_device(device)
+    images = load_images(resolve_train_sets(cfg.train_sets, data_root), scale, cfg.patch_size, data_root, cache_dir)
+    workers = resolve_workers(cfg.workers, dev)
+    loader = make_loader(PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment), 0, batches + 1,
+                         cfg.batch_size, workers=workers, pin_memory=dev.type == "cuda")
+    res = loader_throughput(loader, batches, dev, cfg.channels_last)
+    res.update(workers=workers, batch_size=cfg.batch_size, patch_size=cfg.patch_size, images=len(images))
+    return res
+
+
+def train_command(args) -> int:
+    """``ibmdn train --model NAME --scale S --profile smoke|short|paper [--config FILE] [--out DIR] [--resume]``."""
+    cfg = resolve_config(args.profile, args.config, _overrides(args))
+    if args.bench_loader:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        r = bench_loader(cfg, args.scale, args.bench_loader, args.device, args.data_root)
+        print(f"loader: {r['batches_per_s']:.1f} batches/s ({r['samples_per_s']:.0f} patches/s), batch "
+              f"{r['batch_size']}, HR patch {r['patch_size']}, {r['workers']} worker(s), {r['images']} images")
+        return 0
+    summary = train(args.model, args.scale, cfg, args.out, args.resume, args.device, args.data_root,
+                    args.weights_root, progress=not args.no_progress)
+    if summary:
+        val = f", {summary['val_set']} PSNR-Y {summary['val_psnr']:.3f} dB" if summary["val_psnr"] is not None else ""
+        print(f"trained {summary['model']} x{summary['scale']} ({summary['profile']}): {summary['steps']} steps in "
+              f"{summary['wall_s']:.0f} s{val}", file=sys.stderr)
+    return 0

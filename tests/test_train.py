@@ -1,0 +1,249 @@
+"""Training recipes, schedule, patches, losses and the command line (fast, in-process)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ibmdn.data.imresize import downscale
+from ibmdn.errors import IbmdnError
+from ibmdn.train.config import PROFILES, ConfigError, TrainConfig, resolve_config
+from ibmdn.train.data import PatchDataset, StepBatches, TrainDataError, TrainImages, load_images
+from ibmdn.train.losses import PerceptualLoss, SRLoss, vgg16_features, vgg16_layer_names
+from ibmdn.train.trainer import lr_at, rng_state, set_rng_state
+
+
+# --------------------------------------------------------------------------------------- recipes
+
+
+def test_profiles_are_typed_and_recorded():
+    paper = PROFILES["paper"]
+    assert (paper.patch_size, paper.batch_size, paper.lr, paper.betas) == (192, 16, 2e-4, (0.9, 0.999))
+    assert (paper.schedule, paper.lr_step, paper.lr_gamma, paper.perceptual_layer) == ("step", 200_000, 0.5, "relu2_2")
+    assert paper.bsconv_s_weight == 0.1 and paper.perceptual_weight > 0
+    assert (paper.gan_pixel_weight, paper.gan_perceptual_weight, paper.gan_adv_weight) == (1e-2, 1.0, 5e-3)
+    short = PROFILES["short"]
+    assert short.perceptual_weight == 0 and short.budget["iterations"] == short.iterations
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        paper.lr = 1.0  # type: ignore[misc]
+    for name, cfg in PROFILES.items():
+        assert cfg.profile == name
+
+
+def test_config_file_and_flags_override_in_order(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('lr = 1\niterations = 7\nbetas = [0.5, 0.9]\n[model_kwargs]\nchannels = 16\n')
+    cfg = resolve_config("smoke", f, {"iterations": 9, "seed": None})
+    assert (cfg.lr, cfg.iterations, cfg.betas, cfg.model_kwargs) == (1.0, 9, (0.5, 0.9), {"channels": 16})
+    assert isinstance(cfg.lr, float)
+    for text, match in [("nope = 1", "unknown config field"), ("iterations = 'x'", "expected int"),
+                        ("schedule = 'linear'", "schedule"), ("patch_size = 0", "patch_size"),
+                        ("profile = 'paper'", "profile"), ("lr = ", "TOML")]:
+        f.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=match):
+            resolve_config("smoke", f)
+    with pytest.raises(ConfigError, match="profile"):
+        resolve_config("huge")
+    assert issubclass(ConfigError, IbmdnError)
+
+
+def test_lr_schedules():
+    paper = PROFILES["paper"]
+    assert lr_at(paper, 0) == 2e-4 and lr_at(paper, 199_999) == 2e-4
+    assert lr_at(paper, 200_000) == 1e-4 and lr_at(paper, 400_000) == 5e-5
+    cos = TrainConfig(profile="short", schedule="cosine", lr=1e-3, iterations=100, warmup=10, min_lr_ratio=0.01)
+    assert math.isclose(lr_at(cos, 0), 1e-4) and math.isclose(lr_at(cos, 9), 1e-3)
+    assert math.isclose(lr_at(cos, 10), 1e-3) and lr_at(cos, 99) < 2e-5
+    assert all(lr_at(cos, i) >= lr_at(cos, i + 1) for i in range(10, 99))
+
+
+def test_rng_state_round_trip():
+    state = rng_state()
+    a = (torch.rand(3), np.random.rand(), __import__("random").random())
+    set_rng_state(state)
+    b = (torch.rand(3), np.random.rand(), __import__("random").random())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+# --------------------------------------------------------------------------------------- patches
+
+
+def _images(scale=2, sizes=((40, 52), (64, 48))):
+    """Smooth random images (no clipping in MATLAB's uint8 passes), each patch position unique."""
+    rng = np.random.default_rng(0)
+    hr = []
+    for h, w in sizes:
+        yy, xx = np.mgrid[0:h, 0:w] / 7.0
+        planes = [np.sin(yy * rng.uniform(0.5, 1.5) + xx * rng.uniform(0.5, 1.5) + rng.uniform(0, 6)) for _ in "rgb"]
+        hr.append(np.round(128 + 80 * np.stack(planes, -1) + rng.normal(0, 4, (h, w, 3))).astype(np.uint8))
+    return TrainImages(hr, [downscale(x, scale) for x in hr], [f"i{k}" for k in range(len(hr))], ["synthetic"], [],
+                       scale)
+
+
+def test_patches_are_aligned_deterministic_and_augmented():
+    images = _images()
+    ds = PatchDataset(images, 16, seed=3)
+    lr, hr = ds[5]
+    assert lr.shape == (3, 8, 8) and hr.shape == (3, 16, 16) and lr.dtype == torch.uint8
+    assert torch.equal(ds[5][0], lr) and torch.equal(PatchDataset(images, 16, seed=3)[5][1], hr)
+    assert not torch.equal(PatchDataset(images, 16, seed=4)[5][1], hr)
+    # LR/HR alignment under every symmetry: the LR patch is the crop of the LR image at the HR position / s
+    plain = PatchDataset(images, 16, seed=3, augment=False)
+    for i in range(20):
+        lr_p, hr_p = plain.sample(i)
+        found = [(j, y, x) for j, (H, L) in enumerate(zip(images.hr, images.lr))
+                 for y in range(0, H.shape[0] - 15, 2) for x in range(0, H.shape[1] - 15, 2)
+                 if np.array_equal(H[y:y + 16, x:x + 16], hr_p)]
+        assert len(found) == 1
+        j, y, x = found[0]
+        assert np.array_equal(images.lr[j][y // 2:y // 2 + 8, x // 2:x // 2 + 8], lr_p)
+    # the 8 symmetries act identically on LR and HR: away from the patch border, the LR patch is the
+    # MATLAB downscaling of the HR patch (+-1 level: a transposed patch swaps the order of the two passes)
+    seen = set()
+    for i in range(40):
+        lr_p, hr_p = ds.sample(i)
+        diff = downscale(np.ascontiguousarray(hr_p), 2).astype(int) - lr_p.astype(int)
+        assert np.abs(diff[2:-2, 2:-2]).max() <= 1
+        seen.add(hr_p.tobytes())
+    assert len(seen) > 30
+
+
+def test_every_image_is_used_once_per_pass():
+    images = _images(sizes=((32, 32),) * 5)
+    for k, h in enumerate(images.hr):
+        h[:] = k  # image k is constant k
+    ds = PatchDataset(images, 16, seed=0)
+    firsts = [int(ds.sample(i)[1][0, 0, 0]) for i in range(10)]
+    assert sorted(firsts[:5]) == sorted(firsts[5:]) == [0, 1, 2, 3, 4]
+
+
+def test_rank_slices_make_the_global_batch():
+    one = list(StepBatches(3, 6, 8))
+    two = [list(StepBatches(3, 6, 8, rank=r, world_size=2)) for r in range(2)]
+    assert one == [a + b for a, b in zip(*two)]
+    assert one[0] == list(range(24, 32))
+    with pytest.raises(TrainDataError, match="divisible"):
+        StepBatches(0, 1, 6, world_size=4)
+
+
+def test_training_images_smaller_than_the_patch_are_left_out(data_root):
+    images = load_images(["T91"], 2, 96, root=data_root, verbose=False)
+    assert images.skipped and all(min(h.shape[:2]) >= 96 for h in images.hr)
+    assert len(images) + len(images.skipped) == 91
+    assert all(lr.shape[:2] == (h.shape[0] // 2, h.shape[1] // 2) for h, lr in zip(images.hr, images.lr))
+    with pytest.raises(TrainDataError, match="smaller --patch-size"):
+        load_images(["T91"], 2, 4000, root=data_root, verbose=False)
+    with pytest.raises(TrainDataError, match="multiple of the scale"):
+        load_images(["T91"], 3, 64, root=data_root)
+
+
+# ---------------------------------------------------------------------------------------- losses
+
+
+def test_vgg16_layer_indices_match_torchvision():
+    import torchvision
+
+    names = vgg16_layer_names()
+    assert (names["relu2_2"], names["conv5_3"], names["relu5_3"]) == (8, 28, 29)
+    ours = vgg16_features(names["relu5_3"])
+    ref = torchvision.models.vgg16(weights=None).features[:30]
+    assert [type(m) for m in ours] == [type(m) for m in ref]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+
+
+def test_perceptual_loss_random_backbone_and_gradients():
+    torch.manual_seed(0)
+    loss = PerceptualLoss("relu2_2", "mse", backbone="vgg16-random")
+    hr = torch.rand(2, 3, 24, 24)
+    sr = hr.clone().requires_grad_(True)
+    assert loss(sr, hr).item() == 0
+    val = loss(sr + 0.1, hr)
+    val.backward()
+    assert val.item() > 0 and sr.grad is not None
+    assert not any(p.requires_grad for p in loss.parameters())
+    assert "random" in loss.describe()["weights"]
+    with pytest.raises(IbmdnError, match="unknown VGG16 layer"):
+        PerceptualLoss("relu9_9", backbone="vgg16-random")
+
+
+def test_perceptual_loss_with_the_prepared_vgg16(monkeypatch, weights_root, tmp_path):
+    import os
+    from pathlib import Path
+
+    from ibmdn.metrics.lpips import backbones_dir
+
+    candidates = [Path(os.environ["IBMDN_BACKBONES"])] if os.environ.get("IBMDN_BACKBONES") else []
+    candidates += [backbones_dir(weights_root)]
+    have = [c for c in candidates if (c / "vgg16_features.pth").is_file()]
+    if not have:
+        pytest.skip("no prepared VGG16 backbone (run `ibmdn weights prepare-lpips`)")
+    monkeypatch.setenv("IBMDN_BACKBONES", str(have[0]))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # skip torchvision's cache
+    loss = PerceptualLoss("relu2_2", "mse")
+    assert loss.describe()["weights"].startswith("prepared:")
+    hr = torch.rand(1, 3, 32, 32)
+    assert loss(hr.flip(-1), hr).item() > 0
+
+
+def test_sr_loss_parts_and_regulariser():
+    from ibmdn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("ibmdn", 2, channels=16, pattern="BsBsBs")
+    x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    total, parts = SRLoss(1.0, None, 0.0, 0.1)(model(x), y, model)
+    assert set(parts) == {"l1", "reg"} and parts["reg"].item() > 0
+    assert torch.isclose(total, parts["l1"] + parts["reg"])
+    _, parts = SRLoss(1.0, None, 0.0, 0.1)(model(x), y, build_model("imdn", 2, channels=16, pattern="CCC"))
+    assert parts["reg"].item() == 0  # no BSConv-S
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def keep_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_cli_errors_are_one_line(capsys, data_root, monkeypatch, tmp_path, keep_threads):
+    from ibmdn.cli import main
+
+    monkeypatch.setenv("IBMDN_DATA", str(data_root))
+    base = ["train", "--scale", "2", "--profile", "smoke", "--threads", "1", "--out", str(tmp_path / "r")]
+    for extra, msg in [(["--model", "no_such_model"], "unknown model"),
+                       (["--model", "ibmdn", "--patch-size", "33"], "multiple of the scale"),
+                       (["--model", "ibmdn", "--train-sets", "Nope"], "not found"),
+                       (["--model", "rfdn", "--gan"], "Table V"),
+                       (["--model", "ibmdn", "--config", str(tmp_path / "missing.toml")], "config file not found")]:
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_gpu_options_do_not_break_cpu(tmp_path, data_root, keep_threads):
+    """bf16 autocast + channels_last on CPU: a tiny run with a validation at the end."""
+    from ibmdn.train.trainer import train
+
+    cfg = dataclasses.replace(PROFILES["smoke"], train_sets="T91", iterations=2, val_every=2, threads=1,
+                              amp="bf16", channels_last=True, model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"})
+    summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False)
+    assert math.isfinite(summary["val_psnr"]) and summary["steps"] == 2
+    meta = __import__("json").loads((tmp_path / "final.json").read_text())
+    assert meta["config"]["amp"] == "bf16" and meta["budget"]["profile"] == "smoke" and meta["git"]
+    assert (tmp_path / "best.pth").is_file() and (tmp_path / "final.pth").is_file()
+
+
+def test_loader_benchmark(data_root, capsys, monkeypatch, keep_threads):
+    from ibmdn.cli import main
+
+    monkeypatch.setenv("IBMDN_DATA", str(data_root))
+    assert main(["train", "--model", "ibmdn", "--scale", "2", "--profile", "smoke", "--train-sets", "T91",
+                 "--bench-loader", "20"]) == 0
+    assert "batches/s" in capsys.readouterr().out
