@@ -46,7 +46,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -54,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ibmdn.fileio import _write_tmp, atomic_write_bytes  # noqa: F401  (re-exported)
 
 __all__ = [
     "LONG_COLUMNS",
@@ -349,39 +350,6 @@ def meta_path(path: str | os.PathLike) -> Path:
     """``results/x.csv`` -> ``results/x.meta.json``."""
     p = Path(path)
     return p.with_name(p.name[: -len(p.suffix)] + ".meta.json" if p.suffix else p.name + ".meta.json")
-
-
-def _tmp_for(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
-def _write_tmp(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh temporary file beside ``path`` (flushed and fsynced); return its path."""
-    tmp = _tmp_for(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never a truncated file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_tmp(p, data)
-    try:
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return p
 
 
 def _json_default(o: Any) -> Any:

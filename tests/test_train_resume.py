@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +40,10 @@ def _env(data_root: Path) -> dict[str, str]:
     return {**os.environ, "IBMDN_DATA": str(data_root), "OMP_NUM_THREADS": "1"}
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+
+
 def _log(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -51,8 +54,7 @@ def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root):
     config.write_text(TINY.format(iterations=ITERATIONS))
     env = _env(data_root)
 
-    ref = subprocess.run(_cmd(config, tmp_path / "ref"), env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=180)
+    ref = _run(_cmd(config, tmp_path / "ref"), env)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     run = tmp_path / "run"
@@ -67,8 +69,7 @@ def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root):
     killed_at = torch.load(run / "last.pth", weights_only=True)["step"]
     assert 0 < killed_at < ITERATIONS and not (run / "final.pth").exists()
 
-    res = subprocess.run(_cmd(config, run, "--resume"), env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=180)
+    res = _run(_cmd(config, run, "--resume"), env)
     assert res.returncode == 0, res.stderr[-2000:]
 
     a = torch.load(tmp_path / "ref" / "final.pth", weights_only=True)

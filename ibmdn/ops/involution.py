@@ -58,19 +58,48 @@ def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, s
     return (kernel.unsqueeze(2) * cols).sum(dim=3).view(b, c, h, w)
 
 
+@torch.library.custom_op("ibmdn::zero_pad2d", mutates_args=())
+def zero_pad2d(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``F.pad(x, (pad,) * 4)`` as an operator ``torch.compile`` does not look into (see :func:`involution_shift`)."""
+    return F.pad(x, (pad, pad, pad, pad))
+
+
+@zero_pad2d.register_fake
+def _(x: torch.Tensor, pad: int) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-2], x.shape[-2] + 2 * pad, x.shape[-1] + 2 * pad)
+
+
+def _zero_pad2d_backward(ctx, grad: torch.Tensor):
+    p = ctx.pad
+    return grad[..., p:grad.shape[-2] - p, p:grad.shape[-1] - p], None
+
+
+def _zero_pad2d_setup(ctx, inputs, output) -> None:
+    ctx.pad = inputs[1]
+
+
+zero_pad2d.register_autograd(_zero_pad2d_backward, setup_context=_zero_pad2d_setup)
+
+
 def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
     """Shift-and-accumulate application: memory O(C H W) instead of O(K^2 C H W).
 
-    Stride 1 accumulates each tap into the sub-rectangle of the output it reaches (no padded copy of
-    ``x``; the zero padding is implicit); other strides slice a zero-padded copy. The accumulation is
-    in place (``addcmul_``), which autograd supports here (no product needs the running sum), so the
-    same code serves training; ``torch.compile`` fuses the K^2 taps into one loop.
+    Two forms of the same sum, chosen by execution mode (both differentiable):
+
+    * eager, stride 1: each tap is accumulated in place (``addcmul_``) into the sub-rectangle of the
+      output it reaches; no padded copy of ``x``, the zero padding is implicit. Autograd supports the
+      in-place accumulation here (no product needs the running sum), so training uses it too.
+    * under ``torch.compile`` (and for stride > 1): K^2 shifted slices of a zero-padded copy, summed out
+      of place, which inductor fuses into one loop (one Triton kernel on CUDA). The padded copy is made
+      by :func:`zero_pad2d`, an operator inductor does not inline: inlined, the padding becomes a
+      bounds mask on each of the K^2 loads, which made the fused CPU loop ~4x slower (measured, torch
+      2.14, 50 channels at 128x128: 5.8 ms vs 1.2 ms including the following add + LeakyReLU).
     """
     b, c, height, width = x.shape
     g, _, h, w = kernel.shape[1:]
     gc = c // g
     pad = (kernel_size - 1) // 2
-    if stride == 1:
+    if stride == 1 and not torch.compiler.is_compiling():
         xv = x.view(b, g, gc, height, width)
         centre = pad * kernel_size + pad
         out = xv * kernel[:, :, centre].unsqueeze(2)
@@ -83,13 +112,14 @@ def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
                 iy, ix = slice(max(0, di), height - max(0, -di)), slice(max(0, dj), width - max(0, -dj))
                 out[..., oy, ox].addcmul_(xv[..., iy, ix], kernel[:, :, i * kernel_size + j, oy, ox].unsqueeze(2))
         return out.view(b, c, h, w)
-    xp = F.pad(x, (pad, pad, pad, pad)).view(b, g, gc, height + 2 * pad, width + 2 * pad)
+    xp = zero_pad2d(x, pad) if pad else x
+    xp = xp.view(b, g, gc, height + 2 * pad, width + 2 * pad)
     out = None
     for i in range(kernel_size):
         for j in range(kernel_size):
             patch = xp[..., i: i + stride * (h - 1) + 1: stride, j: j + stride * (w - 1) + 1: stride]
-            k = kernel[:, :, i * kernel_size + j].unsqueeze(2)
-            out = patch * k if out is None else out.addcmul_(patch, k)
+            term = patch * kernel[:, :, i * kernel_size + j].unsqueeze(2)
+            out = term if out is None else out + term
     return out.reshape(b, c, h, w)
 
 

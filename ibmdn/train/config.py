@@ -31,11 +31,12 @@ here (REFERENCE §6), so the GAN uses VGG16 ``conv5_3`` before activation: a doc
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ibmdn.errors import IbmdnError
 

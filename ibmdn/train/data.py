@@ -27,7 +27,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -123,13 +122,18 @@ class PatchDataset(torch.utils.data.Dataset):
         self.scale = images.scale
         self.seed = int(seed)
         self.augment = augment
+        self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:  # an unbounded stream; the sampler decides what is drawn
         return 2 ** 62
 
-    @lru_cache(maxsize=4)
     def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.images))
+        """The image order of pass ``epoch`` (the last few are kept)."""
+        if epoch not in self._orders:
+            if len(self._orders) > 4:
+                self._orders.clear()
+            self._orders[epoch] = np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.images))
+        return self._orders[epoch]
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.images)
@@ -180,7 +184,7 @@ def resolve_workers(workers: int, device: torch.device) -> int:
 def make_loader(dataset: PatchDataset, start_step: int, end_step: int, global_batch: int, rank: int = 0,
                 world_size: int = 1, workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A loader yielding ``(lr, hr)`` ``uint8`` batches for steps ``start_step .. end_step - 1``."""
-    kw = dict(num_workers=workers, pin_memory=pin_memory)
+    kw: dict = {"num_workers": workers, "pin_memory": pin_memory}
     if workers > 0:
         kw.update(prefetch_factor=4, persistent_workers=False)
     return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(start_step, end_step, global_batch, rank,

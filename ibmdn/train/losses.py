@@ -95,7 +95,7 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "PerceptualLoss":  # the backbone always stays in eval mode
+    def train(self, mode: bool = True) -> PerceptualLoss:  # the backbone always stays in eval mode
         return super().train(False)
 
     def describe(self) -> dict[str, str]:

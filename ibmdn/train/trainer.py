@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
 import os
 import random
@@ -394,11 +393,14 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
                      "world_size": info.world_size, "device": str(device), "workers": workers,
                      "train_sets": images.sets, "train_images": len(images), "skipped_images": images.skipped,
                      "params": count_params(task.generator), "loss": task.describe()}, run_dir / "config.json")
-    new_log = info.is_main and not log_path.is_file()
-    log_file = open(log_path, "a", newline="", encoding="utf-8") if info.is_main else None
-    writer = csv.DictWriter(log_file, fieldnames=fields, extrasaction="ignore") if log_file else None
-    if writer and new_log:
-        writer.writeheader()
+    if info.is_main and not log_path.is_file():
+        with open(log_path, "w", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=fields).writeheader()
+
+    def write_log(row: dict[str, Any]) -> None:
+        if info.is_main:
+            with open(log_path, "a", newline="", encoding="utf-8") as f:
+                csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerow(row)
 
     bar = tqdm(total=cfg.iterations, initial=state.step, disable=not (progress and info.is_main), unit="it",
                dynamic_ncols=True, desc=f"{model_name} x{scale} {cfg.profile}", mininterval=1.0)
@@ -441,9 +443,7 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
                        "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
                        "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}", "data_s": f"{data_time:.4g}",
                        "elapsed_s": f"{elapsed0 + now - t_run:.1f}"}
-                if writer:
-                    writer.writerow(row)
-                    log_file.flush()
+                write_log(row)
                 post = {"loss": f"{means['loss']:.4g}", "lr": f"{lr:.2e}"}
                 if not math.isnan(state.last_psnr):
                     post["val"] = f"{state.last_psnr:.2f}dB"
@@ -459,8 +459,6 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
                                  "rng": rng_state()}, last_path)
     finally:
         bar.close()
-        if log_file:
-            log_file.close()
 
     state.elapsed = elapsed0 + time.perf_counter() - t_run
     summary = _finish(model_name, scale, cfg, task, state, run_dir, images, info, device) if info.is_main else {}
