@@ -2,8 +2,11 @@
 #
 #   make setup      create .venv (torch first, from TORCH_SPEC), install the package with its extras
 #   make backbones  store the LPIPS AlexNet/VGG16 backbones under IBMDN_BACKBONES (writable cache)
-#   make test       setup + backbones, then pytest (CPU); fails on any failure, including "no tests"
-#   make paper      setup, then regenerate results/ and figures/ and the README's tables
+#   make test       setup + backbones, then pytest (CPU) and nbval on every notebook; fails on any failure
+#   make paper      setup + backbones, then run every notebook (papermill, PROFILE=smoke|short|paper):
+#                   results/*.csv (+ .meta.json), figures/*.png, results/notebooks/*.ipynb, README tables
+#   make notebooks  re-execute notebooks/*.ipynb in place with their default parameters (the stored outputs
+#                   that nbval compares), in the same scratch layout as `make test`
 #   make audit      the parameter audit alone (results/param_audit.csv)
 #   make readme     re-render the README's headline tables from results/*.csv
 #   make lint       ruff, when installed
@@ -11,7 +14,7 @@
 #   make distclean  clean + .venv + .cache
 #
 # Variables (command line or environment): PYTHON, VENV, TORCH_SPEC, EXTRAS, SHARED,
-# IBMDN_DATA, IBMDN_WEIGHTS, IBMDN_BACKBONES, PYTEST_ARGS.
+# IBMDN_DATA, IBMDN_WEIGHTS, IBMDN_BACKBONES, PYTEST_ARGS, NBVAL_ARGS, PROFILE, DEVICE.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -41,7 +44,25 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.ibmdn-installed
 BACKBONES_STAMP := $(IBMDN_BACKBONES)/.prepared
 
-.PHONY: help setup backbones test paper audit readme lint clean distclean
+# `make paper`: the notebooks in dependency order (Table VI reads results/checkpoint_eval.csv when present;
+# the figures read Table VI and the audit); PROFILE is the training budget of Tables I-VI and of the trained
+# IBMDN in the figures, DEVICE where they train and evaluate (e.g. make paper PROFILE=paper DEVICE=cuda).
+PROFILE ?= smoke
+DEVICE ?= cpu
+PAPER_NOTEBOOKS := param_audit table6 table1 table2 table3 table4 table5 figures \
+	walkthrough_involution walkthrough_bsconv walkthrough_distillation walkthrough_chfab
+PROFILE_NOTEBOOKS := table1 table2 table3 table4 table5 table6 figures walkthrough_chfab
+DEVICE_NOTEBOOKS := table1 table2 table3 table4 table5 table6 figures
+PAPERMILL_ARGS ?= --cwd notebooks --kernel python3 --no-progress-bar --log-level WARNING
+
+# nbval re-executes the committed notebooks with their default parameters in a scratch copy of notebooks/
+# and results/ (NBVAL_DIR), so that `make test` never overwrites results/ or figures/; runs/ trained there are
+# kept between runs (NBVAL_DIR/runs). Deterministic outputs are compared exactly, the rest is marked
+# NBVAL_IGNORE_OUTPUT in the notebooks or sanitised by tests/nbval_sanitize.cfg.
+NBVAL_DIR ?= $(ROOT)/.cache/nbval
+NBVAL_ARGS ?= --nbval --nbval-current-env --nbval-sanitize-with "$(ROOT)/tests/nbval_sanitize.cfg"
+
+.PHONY: help setup backbones test paper notebooks audit readme lint clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(ROOT)/Makefile
@@ -63,13 +84,34 @@ $(BACKBONES_STAMP): $(STAMP)
 	"$(VENV)/bin/ibmdn" weights prepare-lpips
 	@touch "$@"
 
-test: setup backbones
-	cd "$(ROOT)" && "$(VPY)" -m pytest $(PYTEST_ARGS)
+test: setup backbones nbval-scratch
+	cd "$(ROOT)" && "$(VPY)" -m pytest $(PYTEST_ARGS) tests "$(NBVAL_DIR)/notebooks" $(NBVAL_ARGS)
 
-# until the notebooks exist, the paper's reproducible part is the parameter audit
-paper: setup
-	cd "$(ROOT)" && "$(VENV)/bin/ibmdn" audit --out results
+paper: setup backbones
+	mkdir -p "$(ROOT)/results/notebooks" "$(ROOT)/figures"
+	cd "$(ROOT)" && for nb in $(PAPER_NOTEBOOKS); do \
+	  args=(); \
+	  [[ " $(PROFILE_NOTEBOOKS) " == *" $$nb "* ]] && args+=(-p profile "$(PROFILE)"); \
+	  [[ " $(DEVICE_NOTEBOOKS) " == *" $$nb "* ]] && args+=(-p device "$(DEVICE)"); \
+	  echo "papermill $$nb $${args[*]}"; \
+	  "$(VENV)/bin/papermill" "notebooks/$$nb.ipynb" "results/notebooks/$$nb.ipynb" $(PAPERMILL_ARGS) "$${args[@]}"; \
+	done
 	cd "$(ROOT)" && "$(VPY)" -m ibmdn.experiments.readme --readme README.md --results results
+
+notebooks: setup backbones nbval-scratch
+	cd "$(NBVAL_DIR)/notebooks" && for nb in *.ipynb; do \
+	  echo "executing $$nb"; \
+	  "$(VENV)/bin/jupyter" nbconvert --to notebook --execute --ExecutePreprocessor.timeout=3600 \
+	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.record_timing=False \
+	    --log-level WARN --output-dir "$(ROOT)/notebooks" "$$nb"; \
+	done
+
+.PHONY: nbval-scratch
+nbval-scratch:
+	rm -rf "$(NBVAL_DIR)/notebooks" "$(NBVAL_DIR)/results" "$(NBVAL_DIR)/figures"
+	mkdir -p "$(NBVAL_DIR)/figures"
+	cp -R "$(ROOT)/notebooks" "$(ROOT)/results" "$(NBVAL_DIR)/"
+	rm -rf "$(NBVAL_DIR)/results/notebooks"
 
 audit: setup
 	cd "$(ROOT)" && "$(VENV)/bin/ibmdn" audit --out results

@@ -82,6 +82,51 @@ def build_parser() -> argparse.ArgumentParser:
     _roots(p)
     p.set_defaults(handler="ibmdn.experiments.checkpoints:checkpoint_eval_command")
 
+    p = sub.add_parser("bench", help="latency / memory / MACs / train step of models and paths -> "
+                       "results/bench-<device>.csv")
+    p.add_argument("--models", default="ibmdn,rfdn_aim,imdn,depthibn", help="comma-separated model names")
+    p.add_argument("--impl", default="unfold,shift", help="involution implementations (unfold, shift)")
+    p.add_argument("--paths", default="eager,compiled,fused,fused-compiled",
+                   help="execution paths: eager|compiled, optionally fused, -cl, -bf16, -fp16 (e.g. fused-compiled-cl)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--sizes", default="128", help="LR input sizes, N or HxW, comma-separated")
+    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=20, help="timed forward passes (median reported; >= 20)")
+    p.add_argument("--no-train", action="store_true", help="skip the training-step measurement")
+    p.add_argument("--train-paths", default="eager", help="training paths: eager, compiled")
+    p.add_argument("--train-repeats", type=int, default=10)
+    p.add_argument("--profile", action="store_true", help="also write the top operators of every path (CPU)")
+    p.add_argument("--out", default="results", help="output folder of the CSV")
+    p.add_argument("--figures", default="figures", help="output folder of the plot")
+    p.add_argument("--no-plot", action="store_true")
+    p.set_defaults(handler="ibmdn.bench:bench_command")
+
+    from ibmdn.upscale import describe_shipped_weights  # reads only the JSON beside each shipped checkpoint
+
+    p = sub.add_parser("upscale", help="super-resolve image files or folders with a trained model",
+                       description=describe_shipped_weights(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--model", default="ibmdn")
+    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
+    p.add_argument("--weights", default=None,
+                   help="checkpoint path or 'official' (default: the package's shipped weights for the scale)")
+    p.add_argument("--weights-root", default=None, help="weights root for --weights official")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tile", type=int, default=0, help="LR tile size (0: automatic from the image size, -1: never)")
+    p.add_argument("--overlap", type=int, default=16,
+                   help="LR pixels of context around each tile (exact tiling raises it to the receptive radius)")
+    p.add_argument("--approx-tiles", action="store_true",
+                   help="one pass with per-tile statistics instead of exact tiling (faster, may show seams)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--suffix", default="", help="appended to output file stems (e.g. _x4)")
+    p.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference re-parameterisation)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="ibmdn.upscale:upscale_command")
+
     p = sub.add_parser("data", help="datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser("fetch", help="download a dataset (DIV2K, benchmarks) with resume and sha256 check")

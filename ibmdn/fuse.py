@@ -3,8 +3,9 @@
 Every rewrite below is an exact algebraic identity of the eval-mode network (BatchNorm uses its running
 statistics); only the floating-point summation order changes, so outputs agree with the original to
 ~1e-6 in fp32 (the tests require 1e-5). The rewrites target what the profile of ``ibmdn`` on CPU shows
-(``ibmdn bench --profile``): a forward pass of IBMDN is ~150 small convolutions and ~500 elementwise
-passes over 50-channel maps, not arithmetic.
+(``ibmdn bench --profile``): an eager forward pass of IBMDN is ~150 small convolutions and ~500
+elementwise passes over 50-channel maps; its 2.7 G multiply-adds at LR 128x128 (x4) are not what
+limits it.
 
 1. **BatchNorm folding.** BN after a conv is folded into that conv (weight scaled per output channel,
    bias shifted): the involution kernel generator's ``conv1 -> BN`` and CHFAB's ``tail.dw -> bn_out``.
@@ -22,18 +23,29 @@ passes over 50-channel maps, not arithmetic.
 5. **Global fusion computed incrementally.** ``fuse(cat(F1..Fn))`` is ``sum_k W_k F_k + b``: each block
    output is projected as soon as it exists and then dropped, instead of keeping n feature maps and a
    ``n*C``-channel concatenation alive until the end (peak memory), and the projection of ``F_k`` is
-   stacked into block k+1's first merged 1x1 (rewrite 2) when that block is an RFDB.
-6. **Involution application** uses the shift-and-accumulate form (``impl="shift"``, see
+   stacked into block k+1's first merged 1x1 (rewrite 2) when that block is an RFDB. In eager mode the
+   block's four distilled parts are also written straight into the fusion conv's input buffer (no
+   ``torch.cat`` copy, and no view keeps a stacked conv output alive): IBMDN's peak activation memory
+   at LR 128x128 falls from 89 MiB (unfold reference) / 63 MiB (shift) to 38 MiB.
+6. **Global statistics made injectable**: CHFAB and CCA become :class:`GlobalStatistic` modules whose
+   image-wide contrast + mean can be supplied from outside (exact tiled inference, :mod:`ibmdn.upscale`).
+7. **Involution application** uses the shift-and-accumulate form (``impl="shift"``, see
    :mod:`ibmdn.ops.involution`); ``impl`` can still be switched with :func:`set_involution_impl`.
+
+Not done, because it is not cheaper here: merging BSConv's pointwise and depthwise convs into one dense
+KxK conv (50 -> 16 at K=3: 944 -> 7,200 multiply-adds per pixel; 50 -> 50: 2,950 -> 22,500), and
+folding the 3x3 ``conv_after_body`` into the upsampler's 3x3 (not exact at the border, and a 5x5 conv
+costs more than the two 3x3s).
 
 The parameter count of a fused network is not the architecture's (merged convs hold products of
 weights); report the original model's parameters and multiply-adds.
 
 Supported: every :class:`~ibmdn.models.skeleton.DistillationSR` (IMDN, RFDN, BSRN, DepthIBN, IBMDN and
-the paper's variants); RFDB blocks (IBMDB, ESDB) get rewrites 1-5, other blocks (IMDB) keep their
-structure with 1 and 6 applied inside. Other networks are returned as an eval-mode copy with rewrites 1
-and 6 applied wherever an involution or CHFAB occurs. Strided involutions are kept as
-:class:`~ibmdn.ops.involution.Involution2d`.
+the paper's variants) gets rewrite 5; RFDB blocks (IBMDB, ESDB) get all rewrites, other blocks (IMDB)
+keep their structure with 1, 6 and 7 applied inside. Other networks are returned as an eval-mode copy
+with 1, 6 and 7 applied wherever an involution, CHFAB or CCA occurs. Strided involutions are kept as
+:class:`~ibmdn.ops.involution.Involution2d`. Merged weights are computed in float64 and stored in the
+model's dtype.
 """
 
 from __future__ import annotations
@@ -44,15 +56,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ibmdn.attention.cca import contrast_and_mean
+from ibmdn.attention.cca import CCA, contrast_and_mean
 from ibmdn.attention.chfab import CHFAB
 from ibmdn.blocks import RFDB
 from ibmdn.models.skeleton import DistillationSR
 from ibmdn.ops.bsconv import BSConvS, BSConvU
 from ibmdn.ops.involution import IMPLS, Involution2d
 
-__all__ = ["fuse_for_inference", "FusedInvolution", "FusedCHFAB", "FusedRFDB", "FusedDistillationSR",
-           "bn_affine", "fold_bn_after", "fold_bn_before"]
+__all__ = ["FusedCCA", "FusedCHFAB", "FusedDistillationSR", "FusedInvolution", "FusedRFDB", "GlobalStatistic",
+           "bn_affine", "fold_bn_after", "fold_bn_before", "fuse_for_inference"]
 
 
 # --------------------------------------------------------------------------------------------- algebra
@@ -166,7 +178,34 @@ def _fuse_inv(m: nn.Module, impl: str | None) -> nn.Module:
     return FusedInvolution(m, impl) if isinstance(m, Involution2d) and m.stride == 1 else m
 
 
-class FusedCHFAB(nn.Module):
+class GlobalStatistic(nn.Module):
+    """Base of the fused attention blocks that reduce their input over the whole image (contrast + mean).
+
+    ``stats_hook`` (default None: compute ``contrast_and_mean(x)``) lets a caller supply or collect the
+    statistic, which is what exact tiled inference needs (:func:`ibmdn.upscale.tiled_exact`): a tile
+    sees only part of the image, so the image's statistic is gathered in a first pass over the tiles
+    and injected in the second.
+    """
+
+    stats_hook = None
+
+    def global_stats(self, x: torch.Tensor) -> torch.Tensor:
+        hook = self.stats_hook
+        return contrast_and_mean(x) if hook is None else hook(self, x)
+
+
+class FusedCCA(GlobalStatistic):
+    """:class:`~ibmdn.attention.cca.CCA` (unchanged arithmetic) with the :class:`GlobalStatistic` hook."""
+
+    def __init__(self, m: CCA):
+        super().__init__()
+        self.conv_du = copy.deepcopy(m.conv_du)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(self.global_stats(x))
+
+
+class FusedCHFAB(GlobalStatistic):
     """:class:`~ibmdn.attention.chfab.CHFAB` with its four BatchNorms folded into neighbouring convs.
 
     ``forward(x, u)`` accepts the head pointwise output ``u = head_pw(x)`` when the caller computed it
@@ -187,7 +226,7 @@ class FusedCHFAB(nn.Module):
         slope = self.negative_slope
         if u is None:
             u = self.head_pw(x)
-        gate = torch.sigmoid(self.descriptor(contrast_and_mean(x)))
+        gate = torch.sigmoid(self.descriptor(self.global_stats(x)))
         f = F.leaky_relu(self.head_dw(u) * gate, slope)
         f = F.leaky_relu(f + self.erb[0](f), slope)
         f = f + self.erb[1](f)
@@ -287,30 +326,55 @@ class FusedRFDB(nn.Module):
         self.projection_channels = w.shape[0]
         self._build()
 
-    def forward(self, x: torch.Tensor):
-        act, d = self.act, self.distill_channels
-        distilled = []
-        projection = None
+    def _act_into(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """``dst[:] = act(src)`` without a temporary where the activation has an ``out=`` form."""
+        if isinstance(self.act, nn.LeakyReLU):
+            torch._C._nn.leaky_relu(src, self.act.negative_slope, out=dst)
+        else:
+            dst.copy_(self._act(src))
+
+    def _act(self, src: torch.Tensor) -> torch.Tensor:
+        """The activation, out of place (the block's module may be in-place, e.g. on a view of a stacked output)."""
+        if isinstance(self.act, nn.LeakyReLU):
+            return F.leaky_relu(src, self.act.negative_slope)
+        return self.act(src.clone())
+
+    def forward(self, x: torch.Tensor, acc: torch.Tensor | None = None):
+        """Block output; with an input projection also ``acc`` plus the projection of ``x`` (in place)."""
+        d = self.distill_channels
+        # eager: the four distilled parts are written straight into the fusion conv's input (no torch.cat
+        # copy, and no stacked conv output is kept alive by a view); compiled: inductor does this itself
+        eager = not torch.compiler.is_compiling()
+        parts: list[torch.Tensor] = []
+        buf = x.new_empty(x.shape[0], 4 * d, x.shape[2], x.shape[3]) if eager else None
         r = x
         for i, op in enumerate(self.ops):
             y = self.stages[i](r)
             a = None
+            off = 0
             if i < 3:
-                distilled.append(act(y[:, :d]))
+                if eager:
+                    self._act_into(y[:, :d], buf[:, i * d:(i + 1) * d])
+                else:
+                    parts.append(self._act(y[:, :d]))
                 off = d
-            else:
-                off = 0
             if op.lead_channels:
                 a = y[:, off:off + op.lead_channels]
                 off += op.lead_channels
             if i == 0 and self.projection_channels:
-                projection = y[:, off:off + self.projection_channels]
+                p = y[:, off:off + self.projection_channels]
+                acc = p.clone() if acc is None else acc.add_(p)
+            del y
             out = op(r, a)
             if i < 3:
-                r = act(out + r)
+                r = self.act(out + r)
+            elif eager:
+                self._act_into(out, buf[:, 3 * d:])
             else:
-                distilled.append(act(out))
-        z = self.fuse(torch.cat(distilled, dim=1))
+                parts.append(self._act(out))
+            del out, a
+        z = self.fuse(buf if eager else torch.cat(parts, dim=1))
+        del buf, parts, r
         if self.head_channels:
             z, u = z[:, :self.fuse_channels], z[:, self.fuse_channels:]
             out = self.attention(z, u)
@@ -318,7 +382,7 @@ class FusedRFDB(nn.Module):
             out = self.attention(z)
         if self.residual:
             out = out + x
-        return out if not self.projection_channels else (out, projection)
+        return out if not self.projection_channels else (out, acc)
 
 
 class FusedDistillationSR(nn.Module):
@@ -371,13 +435,12 @@ class FusedDistillationSR(nn.Module):
         acc = None
         for k, blk in enumerate(self.blocks):
             if k > 0 and self.projected_by_next[k - 1]:
-                h, p = blk(h)
-                acc = p if acc is None else acc + p
+                h, acc = blk(h, acc)  # adds the projection of its input F_{k-1} to acc
             else:
                 h = blk(h)
             if not self.projected_by_next[k]:
                 p = self.fuse_separate[k](h)
-                acc = p if acc is None else acc + p
+                acc = p if acc is None else acc.add_(p)
         if self.fuse_bias is not None:
             acc = acc + self.fuse_bias
         body = self.conv_after_body(self.fuse_act(acc)) + f0
@@ -387,13 +450,15 @@ class FusedDistillationSR(nn.Module):
 def _fuse_children(module: nn.Module, impl: str | None, merge_bsconv_s: bool = True,
                    merge_chfab_head: bool = True) -> nn.Module:
     """Replace, recursively and in place, the supported sub-modules of ``module``; returns it."""
-    kw = dict(merge_bsconv_s=merge_bsconv_s, merge_chfab_head=merge_chfab_head, impl=impl)
+    kw = {"merge_bsconv_s": merge_bsconv_s, "merge_chfab_head": merge_chfab_head, "impl": impl}
     if isinstance(module, DistillationSR):
         return FusedDistillationSR(module, **kw)
     if isinstance(module, RFDB):
         return FusedRFDB(module, **kw)
     if isinstance(module, CHFAB):
         return FusedCHFAB(module, impl)
+    if isinstance(module, CCA):
+        return FusedCCA(module)
     if isinstance(module, Involution2d):
         return _fuse_inv(module, impl)
     for name, child in list(module.named_children()):

@@ -22,7 +22,12 @@ from ibmdn.train.trainer import lr_at, rng_state, set_rng_state
 def test_profiles_are_typed_and_recorded():
     paper = PROFILES["paper"]
     assert (paper.patch_size, paper.batch_size, paper.lr, paper.betas) == (192, 16, 2e-4, (0.9, 0.999))
-    assert (paper.schedule, paper.lr_step, paper.lr_gamma, paper.perceptual_layer) == ("step", 200_000, 0.5, "relu2_2")
+    assert (paper.schedule, paper.lr_step, paper.lr_gamma, paper.perceptual_layer) == (
+        "step",
+        200_000,
+        0.5,
+        "relu2_2",
+    )
     assert paper.bsconv_s_weight == 0.1 and paper.perceptual_weight > 0
     assert (paper.gan_pixel_weight, paper.gan_perceptual_weight, paper.gan_adv_weight) == (1e-2, 1.0, 5e-3)
     short = PROFILES["short"]
@@ -35,13 +40,18 @@ def test_profiles_are_typed_and_recorded():
 
 def test_config_file_and_flags_override_in_order(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text('lr = 1\niterations = 7\nbetas = [0.5, 0.9]\n[model_kwargs]\nchannels = 16\n')
+    f.write_text("lr = 1\niterations = 7\nbetas = [0.5, 0.9]\n[model_kwargs]\nchannels = 16\n")
     cfg = resolve_config("smoke", f, {"iterations": 9, "seed": None})
     assert (cfg.lr, cfg.iterations, cfg.betas, cfg.model_kwargs) == (1.0, 9, (0.5, 0.9), {"channels": 16})
     assert isinstance(cfg.lr, float)
-    for text, match in [("nope = 1", "unknown config field"), ("iterations = 'x'", "expected int"),
-                        ("schedule = 'linear'", "schedule"), ("patch_size = 0", "patch_size"),
-                        ("profile = 'paper'", "profile"), ("lr = ", "TOML")]:
+    for text, match in [
+        ("nope = 1", "unknown config field"),
+        ("iterations = 'x'", "expected int"),
+        ("schedule = 'linear'", "schedule"),
+        ("patch_size = 0", "patch_size"),
+        ("profile = 'paper'", "profile"),
+        ("lr = ", "TOML"),
+    ]:
         f.write_text(text + "\n")
         with pytest.raises(ConfigError, match=match):
             resolve_config("smoke", f)
@@ -54,7 +64,9 @@ def test_lr_schedules():
     paper = PROFILES["paper"]
     assert lr_at(paper, 0) == 2e-4 and lr_at(paper, 199_999) == 2e-4
     assert lr_at(paper, 200_000) == 1e-4 and lr_at(paper, 400_000) == 5e-5
-    cos = TrainConfig(profile="short", schedule="cosine", lr=1e-3, iterations=100, warmup=10, min_lr_ratio=0.01)
+    cos = TrainConfig(
+        profile="short", schedule="cosine", lr=1e-3, iterations=100, warmup=10, min_lr_ratio=0.01
+    )
     assert math.isclose(lr_at(cos, 0), 1e-4) and math.isclose(lr_at(cos, 9), 1e-3)
     assert math.isclose(lr_at(cos, 10), 1e-3) and lr_at(cos, 99) < 2e-5
     assert all(lr_at(cos, i) >= lr_at(cos, i + 1) for i in range(10, 99))
@@ -77,10 +89,13 @@ def _images(scale=2, sizes=((40, 52), (64, 48))):
     hr = []
     for h, w in sizes:
         yy, xx = np.mgrid[0:h, 0:w] / 7.0
-        planes = [np.sin(yy * rng.uniform(0.5, 1.5) + xx * rng.uniform(0.5, 1.5) + rng.uniform(0, 6)) for _ in "rgb"]
+        planes = [
+            np.sin(yy * rng.uniform(0.5, 1.5) + xx * rng.uniform(0.5, 1.5) + rng.uniform(0, 6)) for _ in "rgb"
+        ]
         hr.append(np.round(128 + 80 * np.stack(planes, -1) + rng.normal(0, 4, (h, w, 3))).astype(np.uint8))
-    return TrainImages(hr, [downscale(x, scale) for x in hr], [f"i{k}" for k in range(len(hr))], ["synthetic"], [],
-                       scale)
+    return TrainImages(
+        hr, [downscale(x, scale) for x in hr], [f"i{k}" for k in range(len(hr))], ["synthetic"], [], scale
+    )
 
 
 def test_patches_are_aligned_deterministic_and_augmented():
@@ -94,12 +109,16 @@ def test_patches_are_aligned_deterministic_and_augmented():
     plain = PatchDataset(images, 16, seed=3, augment=False)
     for i in range(20):
         lr_p, hr_p = plain.sample(i)
-        found = [(j, y, x) for j, (H, L) in enumerate(zip(images.hr, images.lr))
-                 for y in range(0, H.shape[0] - 15, 2) for x in range(0, H.shape[1] - 15, 2)
-                 if np.array_equal(H[y:y + 16, x:x + 16], hr_p)]
+        found = [
+            (j, y, x)
+            for j, (H, L) in enumerate(zip(images.hr, images.lr))
+            for y in range(0, H.shape[0] - 15, 2)
+            for x in range(0, H.shape[1] - 15, 2)
+            if np.array_equal(H[y : y + 16, x : x + 16], hr_p)
+        ]
         assert len(found) == 1
         j, y, x = found[0]
-        assert np.array_equal(images.lr[j][y // 2:y // 2 + 8, x // 2:x // 2 + 8], lr_p)
+        assert np.array_equal(images.lr[j][y // 2 : y // 2 + 8, x // 2 : x // 2 + 8], lr_p)
     # the 8 symmetries act identically on LR and HR: away from the patch border, the LR patch is the
     # MATLAB downscaling of the HR patch (+-1 level: a transposed patch swaps the order of the two passes)
     seen = set()
@@ -151,7 +170,9 @@ def test_vgg16_layer_indices_match_torchvision():
     ours = vgg16_features(names["relu5_3"])
     ref = torchvision.models.vgg16(weights=None).features[:30]
     assert [type(m) for m in ours] == [type(m) for m in ref]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
 
 
 def test_perceptual_loss_random_backbone_and_gradients():
@@ -216,11 +237,13 @@ def test_cli_errors_are_one_line(capsys, data_root, monkeypatch, tmp_path, keep_
 
     monkeypatch.setenv("IBMDN_DATA", str(data_root))
     base = ["train", "--scale", "2", "--profile", "smoke", "--threads", "1", "--out", str(tmp_path / "r")]
-    for extra, msg in [(["--model", "no_such_model"], "unknown model"),
-                       (["--model", "ibmdn", "--patch-size", "33"], "multiple of the scale"),
-                       (["--model", "ibmdn", "--train-sets", "Nope"], "not found"),
-                       (["--model", "rfdn", "--gan"], "Table V"),
-                       (["--model", "ibmdn", "--config", str(tmp_path / "missing.toml")], "config file not found")]:
+    for extra, msg in [
+        (["--model", "no_such_model"], "unknown model"),
+        (["--model", "ibmdn", "--patch-size", "33"], "multiple of the scale"),
+        (["--model", "ibmdn", "--train-sets", "Nope"], "not found"),
+        (["--model", "rfdn", "--gan"], "Table V"),
+        (["--model", "ibmdn", "--config", str(tmp_path / "missing.toml")], "config file not found"),
+    ]:
         assert main(base + extra) == 2, extra
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1 and "Traceback" not in err, err
@@ -230,8 +253,16 @@ def test_gpu_options_do_not_break_cpu(tmp_path, data_root, keep_threads):
     """bf16 autocast + channels_last on CPU: a tiny run with a validation at the end."""
     from ibmdn.train.trainer import train
 
-    cfg = dataclasses.replace(PROFILES["smoke"], train_sets="T91", iterations=2, val_every=2, threads=1,
-                              amp="bf16", channels_last=True, model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"})
+    cfg = dataclasses.replace(
+        PROFILES["smoke"],
+        train_sets="T91",
+        iterations=2,
+        val_every=2,
+        threads=1,
+        amp="bf16",
+        channels_last=True,
+        model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"},
+    )
     summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False)
     assert math.isfinite(summary["val_psnr"]) and summary["steps"] == 2
     meta = __import__("json").loads((tmp_path / "final.json").read_text())
@@ -243,6 +274,22 @@ def test_loader_benchmark(data_root, capsys, monkeypatch, keep_threads):
     from ibmdn.cli import main
 
     monkeypatch.setenv("IBMDN_DATA", str(data_root))
-    assert main(["train", "--model", "ibmdn", "--scale", "2", "--profile", "smoke", "--train-sets", "T91",
-                 "--bench-loader", "20"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "ibmdn",
+                "--scale",
+                "2",
+                "--profile",
+                "smoke",
+                "--train-sets",
+                "T91",
+                "--bench-loader",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert "batches/s" in capsys.readouterr().out

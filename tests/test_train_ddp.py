@@ -1,4 +1,4 @@
-"""Acceptance 2: two DDP processes on CPU (gloo, 127.0.0.1) with the same global batch follow one process's loss curve."""
+"""Acceptance 2: two DDP processes on CPU (gloo, 127.0.0.1), same global batch, follow one process's loss."""
 
 from __future__ import annotations
 
@@ -45,15 +45,48 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_root):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_BN_FREE)
     env = {**os.environ, "IBMDN_DATA": str(data_root), "OMP_NUM_THREADS": "1"}
-    args = ["-m", "ibmdn.cli", "train", "--model", "imdn", "--scale", "2", "--profile", "smoke", "--config",
-            str(config), "--no-progress", "--device", "cpu"]
+    args = [
+        "-m",
+        "ibmdn.cli",
+        "train",
+        "--model",
+        "imdn",
+        "--scale",
+        "2",
+        "--profile",
+        "smoke",
+        "--config",
+        str(config),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+
     def run(cmd: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
 
     one = run([sys.executable, *args, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr[-2000:]
-    two = run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")])
+    two = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ]
+    )
     assert two.returncode == 0, two.stderr[-3000:]
 
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")

@@ -32,8 +32,24 @@ pattern = "BsBsBs-IBsI"
 
 
 def _cmd(config: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "ibmdn.cli", "train", "--model", "ibmdn", "--scale", "2", "--profile", "smoke",
-            "--config", str(config), "--out", str(out), "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "ibmdn.cli",
+        "train",
+        "--model",
+        "ibmdn",
+        "--scale",
+        "2",
+        "--profile",
+        "smoke",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _env(data_root: Path) -> dict[str, str]:
@@ -58,8 +74,9 @@ def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root):
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(config, run), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(config, run), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not (run / "last.pth").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -97,6 +114,7 @@ def test_resume_refuses_a_different_recipe_and_missing_runs(tmp_path, data_root,
     config.write_text(TINY.format(iterations=2).replace("val_every = 20", "val_every = 0"))
     threads = torch.get_num_threads()
     try:
+
         def cli(out, *extra):
             return main(_cmd(config, tmp_path / out, *extra)[3:])
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ibmdn.results import TOLERANCES, atomic_write_bytes, read_table
+from ibmdn.results import TOLERANCES, atomic_write_bytes, read_meta, read_table
 
-__all__ = ["SECTIONS", "main", "render_param_audit", "render_section", "update_readme"]
+__all__ = ["SECTIONS", "main", "render_paper_table", "render_param_audit", "render_section", "update_readme"]
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,64 @@ def render_param_audit(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _num(v: object, decimals: int) -> str:
+    if v is None or pd.isna(v):
+        return ""
+    return f"{int(v):,}" if decimals == 0 else f"{float(v):.{decimals}f}"
+
+
+def _diff(v: object, decimals: int) -> str:
+    if v is None or pd.isna(v):
+        return ""
+    if round(float(v), decimals) == 0:
+        return "0"
+    return f"{int(v):+,}" if decimals == 0 else f"{float(v):+.{decimals}f}"
+
+
+def render_paper_table(df: pd.DataFrame) -> str:
+    """A trained table (``results/table<N>.csv``) beside the paper: Set5 rows and parameter counts.
+
+    Every measured Set5 number with the paper's and the difference; Table VI's quoted literature rows too.
+    The other benchmarks are in the CSV. The profile and budget come from the sidecar when present.
+    """
+    from ibmdn.experiments.tables import METRIC_DECIMALS, TABLES, compare
+
+    table = str(df["table"].iloc[0])
+    spec = TABLES[table]
+    wide = compare(df, table)
+    wide = wide[wide["dataset"].isin(["set5", ""])]
+    metrics = [m for m in spec.metrics if f"{m} ours" in wide.columns]
+    header = ["kind", "model", "weights", "scale", "params (ours / paper)"]
+    for m in metrics:
+        header += [f"{m.upper()} ours", "paper", "diff"]
+    header += ["n", "note"]
+    rows = []
+    for r in wide.to_dict("records"):
+        params = " / ".join(x for x in (_num(r.get("params ours"), 0), _num(r.get("params paper"), 0)) if x)
+        row = [r["kind"], f"`{r['model']}`", r["weights"], f"x{r['scale']}", params]
+        for m in metrics:
+            dec = METRIC_DECIMALS[m]
+            row += [_num(r.get(f"{m} ours"), dec), _num(r.get(f"{m} paper"), dec), _diff(r.get(f"{m} diff"), dec)]
+        row += ["" if pd.isna(r.get("n_images")) else str(int(r["n_images"])), str(r.get("note") or "")]
+        rows.append(row)
+    profiles = sorted({w for w in df["weights"] if w not in ("official", "none")})
+    prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
+    budget = prov.get("budget") or {}
+    spent = (f" ({budget['iterations']:,} iterations of batch {budget['batch_size']}, HR patch "
+             f"{budget['patch_size']})") if budget else ""
+    lines = [(f"{spec.title}. Networks trained here under profile `{', '.join(profiles) or '-'}`{spent}; the "
+              f"paper: {spec.epochs}. Set5 only (all benchmarks: `results/{table}.csv`); `n` = images scored.")]
+    if "smoke" in profiles:
+        lines.append("The `smoke` profile checks that every network trains, evaluates and reaches this table: its "
+                     "numbers are not comparable with the paper's (run `make paper PROFILE=short` or `paper`).")
+    align = "llllr" + "rrr" * len(metrics) + "rl"
+    return "\n".join(lines) + "\n\n" + markdown_table(header, rows, align)
+
+
 SECTIONS: dict[str, Section] = {
     "param_audit": Section("param_audit.csv", render_param_audit, "ibmdn audit"),
+    **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
+       for i in range(1, 7)},
 }
 
 
@@ -127,7 +183,9 @@ def render_section(name: str, results: str | Path = "results") -> str:
     path = Path(results) / sec.csv
     if not path.exists():
         return f"_Not generated yet: run `make paper` (or `{sec.command}`)._"
-    return sec.render(read_table(path))
+    df = read_table(path)
+    df.attrs["meta"] = read_meta(path)
+    return sec.render(df)
 
 
 _MARK = re.compile(r"(<!-- BEGIN (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- END (?P=name) -->)", re.DOTALL)

@@ -1,7 +1,9 @@
 """Training: recipes (:mod:`~ibmdn.train.config`), patches (:mod:`~ibmdn.train.data`), losses, the loop
-(:mod:`~ibmdn.train.trainer`), the Table V GAN (:mod:`~ibmdn.train.gan`) and DDP (:mod:`~ibmdn.train.distributed`).
+(:mod:`~ibmdn.train.trainer`), the Table V GAN (:mod:`~ibmdn.train.gan`) and DDP
+(:mod:`~ibmdn.train.distributed`).
 
-``ibmdn train --model NAME --scale S --profile smoke|short|paper`` is :func:`ibmdn.train.trainer.train_command`.
+``ibmdn train --model NAME --scale S --profile smoke|short|paper`` is
+:func:`ibmdn.train.trainer.train_command`.
 """
 
 from ibmdn.train.config import PROFILES, TrainConfig, resolve_config

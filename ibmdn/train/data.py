@@ -50,8 +50,10 @@ def resolve_train_sets(spec: str, root=None) -> list[str]:
             return [lower["div2k"]]
         names = [lower[n] for n in ("t91", "bsd200") if n in lower]
         if not names:
-            raise TrainDataError(f"no training set found (have: {', '.join(have) or 'none'}); fetch DIV2K with "
-                                 f"`ibmdn data fetch DIV2K` or set $IBMDN_DATA / --data-root")
+            raise TrainDataError(
+                f"no training set found (have: {', '.join(have) or 'none'}); fetch DIV2K with "
+                f"`ibmdn data fetch DIV2K` or set $IBMDN_DATA / --data-root"
+            )
         return names
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
@@ -74,8 +76,9 @@ class TrainImages:
         return len(self.hr)
 
 
-def load_images(sets: list[str], scale: int, patch_size: int, root=None, cache_dir=None,
-                verbose: bool = True) -> TrainImages:
+def load_images(
+    sets: list[str], scale: int, patch_size: int, root=None, cache_dir=None, verbose: bool = True
+) -> TrainImages:
     """Read, modcrop and downscale (cached) every image of ``sets`` that fits a ``patch_size`` patch."""
     if patch_size % scale:
         raise TrainDataError(f"patch_size {patch_size} is not a multiple of the scale {scale}")
@@ -94,11 +97,16 @@ def load_images(sets: list[str], scale: int, patch_size: int, root=None, cache_d
             lr_list.append(cache.get_or_make(hr, scale))
             names.append(f"{ds.name}/{path.stem}")
     if not hr_list:
-        raise TrainDataError(f"no training image of {', '.join(resolved)} is at least {patch_size} px per side "
-                             f"after modcrop; use a smaller --patch-size")
+        raise TrainDataError(
+            f"no training image of {', '.join(resolved)} is at least {patch_size} px per side "
+            f"after modcrop; use a smaller --patch-size"
+        )
     if skipped and verbose:
-        print(f"ibmdn: {len(skipped)} training image(s) smaller than the {patch_size} px patch left out "
-              f"(e.g. {skipped[0]})", file=sys.stderr)
+        print(
+            f"ibmdn: {len(skipped)} training image(s) smaller than the {patch_size} px patch left out "
+            f"(e.g. {skipped[0]})",
+            file=sys.stderr,
+        )
     return TrainImages(hr_list, lr_list, names, resolved, skipped, scale)
 
 
@@ -125,7 +133,7 @@ class PatchDataset(torch.utils.data.Dataset):
         self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:  # an unbounded stream; the sampler decides what is drawn
-        return 2 ** 62
+        return 2**62
 
     def _order(self, epoch: int) -> np.ndarray:
         """The image order of pass ``epoch`` (the last few are kept)."""
@@ -143,8 +151,8 @@ class PatchDataset(torch.utils.data.Dataset):
         lp, s = self.patch // self.scale, self.scale
         y = int(rng.integers(0, lr.shape[0] - lp + 1))
         x = int(rng.integers(0, lr.shape[1] - lp + 1))
-        lr_p = lr[y:y + lp, x:x + lp]
-        hr_p = hr[y * s:(y + lp) * s, x * s:(x + lp) * s]
+        lr_p = lr[y : y + lp, x : x + lp]
+        hr_p = hr[y * s : (y + lp) * s, x * s : (x + lp) * s]
         if self.augment:
             k = int(rng.integers(0, 8))
             lr_p, hr_p = _dihedral(lr_p, k), _dihedral(hr_p, k)
@@ -152,8 +160,10 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         lr_p, hr_p = self.sample(index)
-        return (torch.from_numpy(np.ascontiguousarray(lr_p.transpose(2, 0, 1))),
-                torch.from_numpy(np.ascontiguousarray(hr_p.transpose(2, 0, 1))))
+        return (
+            torch.from_numpy(np.ascontiguousarray(lr_p.transpose(2, 0, 1))),
+            torch.from_numpy(np.ascontiguousarray(hr_p.transpose(2, 0, 1))),
+        )
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -181,14 +191,23 @@ def resolve_workers(workers: int, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
-def make_loader(dataset: PatchDataset, start_step: int, end_step: int, global_batch: int, rank: int = 0,
-                world_size: int = 1, workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: PatchDataset,
+    start_step: int,
+    end_step: int,
+    global_batch: int,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
     """A loader yielding ``(lr, hr)`` ``uint8`` batches for steps ``start_step .. end_step - 1``."""
     kw: dict = {"num_workers": workers, "pin_memory": pin_memory}
     if workers > 0:
         kw.update(prefetch_factor=4, persistent_workers=False)
-    return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(start_step, end_step, global_batch, rank,
-                                                                          world_size), **kw)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=StepBatches(start_step, end_step, global_batch, rank, world_size), **kw
+    )
 
 
 def to_device(batch: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
@@ -197,8 +216,10 @@ def to_device(batch: torch.Tensor, device: torch.device, channels_last: bool = F
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def loader_throughput(loader, batches: int, device: torch.device, channels_last: bool = False) -> dict[str, float]:
-    """Batches/s and samples/s of the loader alone (including the copy to ``device``), after one warm-up batch."""
+def loader_throughput(
+    loader, batches: int, device: torch.device, channels_last: bool = False
+) -> dict[str, float]:
+    """Batches/s and samples/s of the loader alone (with the copy to ``device``), after a warm-up batch."""
     it = iter(loader)
     lr, hr = next(it)
     n, samples = 0, 0

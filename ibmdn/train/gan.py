@@ -1,4 +1,4 @@
-"""The GAN trainer of Table V: ESRGAN's relativistic average GAN with the paper's generator / discriminator pairs.
+"""The GAN trainer of Table V: ESRGAN's relativistic average GAN, the paper's generator/discriminator pairs.
 
 Pairs come from :data:`ibmdn.models.gan.GAN_PAIRS` (``--model esrgan|imdn_ibmd|rfdn_ibmd|esrt_imdn_ibmd|
 esrt_rfdn_ibmd --gan --scale 4``). The objective is ESRGAN's (Wang et al. 2018; the paper gives none):
@@ -41,7 +41,9 @@ def relativistic_loss(real: torch.Tensor, fake: torch.Tensor, real_is_real: bool
     a, b = real - fake.mean(), fake - real.mean()
     one, zero = torch.ones_like(a), torch.zeros_like(a)
     if real_is_real:
-        return 0.5 * (F.binary_cross_entropy_with_logits(a, one) + F.binary_cross_entropy_with_logits(b, zero))
+        return 0.5 * (
+            F.binary_cross_entropy_with_logits(a, one) + F.binary_cross_entropy_with_logits(b, zero)
+        )
     return 0.5 * (F.binary_cross_entropy_with_logits(a, zero) + F.binary_cross_entropy_with_logits(b, one))
 
 
@@ -50,8 +52,15 @@ class GANTask:
 
     kind = "gan"
 
-    def __init__(self, cfg: TrainConfig, generator: nn.Module, discriminator: nn.Module, device: torch.device,
-                 info: DistInfo, weights_root=None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        device: torch.device,
+        info: DistInfo,
+        weights_root=None,
+    ):
         self.cfg, self.device = cfg, device
         self.g = prepare_model(generator, cfg, device, info)
         self.d = prepare_model(discriminator, cfg, device, info)
@@ -60,8 +69,13 @@ class GANTask:
         self.opt_g = make_adam(self.g.parameters(), cfg, cfg.lr)
         self.d_lr = cfg.d_lr or cfg.lr
         self.opt_d = make_adam(self.d.parameters(), cfg, self.d_lr)
-        self.perceptual = (build_perceptual(cfg, cfg.gan_perceptual_layer, cfg.gan_perceptual_criterion, device,
-                                            weights_root) if cfg.gan_perceptual_weight > 0 else None)
+        self.perceptual = (
+            build_perceptual(
+                cfg, cfg.gan_perceptual_layer, cfg.gan_perceptual_criterion, device, weights_root
+            )
+            if cfg.gan_perceptual_weight > 0
+            else None
+        )
         self.use_reg = cfg.bsconv_s_weight > 0 and has_bsconv_s(self.g)
 
     @property
@@ -69,11 +83,16 @@ class GANTask:
         return self.g
 
     def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": "gan", "discriminator": getattr(self.d, "model_name", type(self.d).__name__),
-                             "gan": "relativistic average (ESRGAN)", "pixel_weight": self.cfg.gan_pixel_weight,
-                             "perceptual_weight": self.cfg.gan_perceptual_weight, "adv_weight": self.cfg.gan_adv_weight,
-                             "warmup_pixel_only": self.cfg.gan_warmup,
-                             "bsconv_s_weight": self.cfg.bsconv_s_weight if self.use_reg else 0.0}
+        d: dict[str, Any] = {
+            "kind": "gan",
+            "discriminator": getattr(self.d, "model_name", type(self.d).__name__),
+            "gan": "relativistic average (ESRGAN)",
+            "pixel_weight": self.cfg.gan_pixel_weight,
+            "perceptual_weight": self.cfg.gan_perceptual_weight,
+            "adv_weight": self.cfg.gan_adv_weight,
+            "warmup_pixel_only": self.cfg.gan_warmup,
+            "bsconv_s_weight": self.cfg.bsconv_s_weight if self.use_reg else 0.0,
+        }
         if self.perceptual is not None:
             d["perceptual"] = self.perceptual.describe()
         return d
@@ -129,17 +148,25 @@ class GANTask:
         l_real.backward()
         with autocast(cfg, self.device):
             fake = self.d_net(fake_in).float()
-            l_fake = 0.5 * F.binary_cross_entropy_with_logits(fake - real.detach().mean(), torch.zeros_like(fake))
+            l_fake = 0.5 * F.binary_cross_entropy_with_logits(
+                fake - real.detach().mean(), torch.zeros_like(fake)
+            )
         l_fake.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.d.parameters(), cfg.grad_clip)
         self.opt_d.step()
-        out.update(d_loss=(l_real + l_fake).detach(), d_real=real.detach().mean(), d_fake=fake.detach().mean())
+        out.update(
+            d_loss=(l_real + l_fake).detach(), d_real=real.detach().mean(), d_fake=fake.detach().mean()
+        )
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.g.state_dict(), "optimizer": self.opt_g.state_dict(),
-                "discriminator": self.d.state_dict(), "d_optimizer": self.opt_d.state_dict()}
+        return {
+            "model": self.g.state_dict(),
+            "optimizer": self.opt_g.state_dict(),
+            "discriminator": self.d.state_dict(),
+            "d_optimizer": self.opt_d.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.g.load_state_dict(state["model"], strict=True)

@@ -72,7 +72,9 @@ class PerceptualLoss(nn.Module):
         weights_root: where ``ibmdn weights prepare-lpips`` stored the backbone (default: the weights root).
     """
 
-    def __init__(self, layer: str = "relu2_2", criterion: str = "mse", backbone: str = "vgg16", weights_root=None):
+    def __init__(
+        self, layer: str = "relu2_2", criterion: str = "mse", backbone: str = "vgg16", weights_root=None
+    ):
         super().__init__()
         names = vgg16_layer_names()
         if layer not in names:
@@ -85,8 +87,9 @@ class PerceptualLoss(nn.Module):
             from ibmdn.metrics.lpips import load_backbone_state
 
             state, self.source = load_backbone_state("vgg16", weights_root)
-            self.features.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) <= names[layer]},
-                                          strict=True)
+            self.features.load_state_dict(
+                {k: v for k, v in state.items() if int(k.split(".")[0]) <= names[layer]}, strict=True
+            )
         elif backbone == "vgg16-random":
             self.source = "random (tests only: not a perceptual loss)"
         else:
@@ -119,10 +122,19 @@ class SRLoss(nn.Module):
     ``forward`` returns the total and its weighted parts (detached floats are taken by the caller).
     """
 
-    def __init__(self, l1_weight: float = 1.0, perceptual: PerceptualLoss | None = None,
-                 perceptual_weight: float = 0.0, bsconv_s_weight: float = 0.0):
+    def __init__(
+        self,
+        l1_weight: float = 1.0,
+        perceptual: PerceptualLoss | None = None,
+        perceptual_weight: float = 0.0,
+        bsconv_s_weight: float = 0.0,
+    ):
         super().__init__()
-        self.l1_weight, self.perceptual_weight, self.bsconv_s_weight = l1_weight, perceptual_weight, bsconv_s_weight
+        self.l1_weight, self.perceptual_weight, self.bsconv_s_weight = (
+            l1_weight,
+            perceptual_weight,
+            bsconv_s_weight,
+        )
         self.perceptual = perceptual if perceptual_weight > 0 else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, model: nn.Module) -> tuple[torch.Tensor, dict]:

@@ -12,10 +12,11 @@ Run folder (``--out``, default ``runs/<model>_x<scale>_<profile>``; ``runs/`` is
 * ``config.json``: the resolved recipe, the training images used and left out, the loss description;
 * ``log.csv``: ``step, lr, loss, <loss parts>, val_psnr, it_per_s, data_s, elapsed_s`` every ``log_every``
   steps (losses averaged over the interval and the processes) and at every validation;
-* ``last.pth``: everything needed to continue: model (the generator's weights under ``"model"``, so
-  ``ibmdn eval --weights last.pth`` works), optimiser (and the discriminator's), step, best PSNR, elapsed time, the
-  torch / CUDA / numpy / python RNG states and the recipe. The data order needs no state (a pure
-  function of seed and step). ``--resume`` restores it, cuts ``log.csv`` back to that step and goes on;
+* ``last.pth``: everything needed to continue: the model (the generator's weights under ``"model"``,
+  so ``ibmdn eval --weights last.pth`` works), the optimiser (and the discriminator's), step, best PSNR,
+  elapsed time, the torch / CUDA / numpy / python RNG states and the recipe. The data order needs no
+  state (a pure function of seed and step). ``--resume`` restores it, cuts ``log.csv`` back to that step
+  and goes on;
   a resumed run ends bitwise equal to an uninterrupted one on CPU (tested after ``kill -9``);
 * ``best.pth``: model weights at the best validation PSNR (+ step, PSNR);
 * ``final.pth`` + ``final.json``: the final weights alone (our own small file, loadable with
@@ -29,8 +30,6 @@ GPU options (``--bf16``, ``--channels-last``, ``--compile``) are off by default 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import math
 import os
 import random
@@ -45,6 +44,7 @@ import torch
 from torch import nn
 
 from ibmdn.errors import IbmdnError
+from ibmdn.fileio import atomic_torch_save, atomic_write_bytes, sha256_file
 from ibmdn.train.config import TrainConfig, config_from_dict, resolve_config, resume_differences
 from ibmdn.train.data import (
     PatchDataset,
@@ -91,17 +91,8 @@ def lr_at(cfg: TrainConfig, step: int, base: float | None = None) -> float:
 # ------------------------------------------------------------------------------------------ file helpers
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder (fsynced), then rename over ``path``."""
-    from ibmdn.results import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def atomic_json(obj: Any, path: Path) -> None:
-    from ibmdn.results import atomic_write_bytes, dumps_json
+    from ibmdn.results import dumps_json
 
     atomic_write_bytes(path, dumps_json(obj).encode("utf-8"))
 
@@ -111,8 +102,13 @@ def rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -123,7 +119,9 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -132,7 +130,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
@@ -147,7 +145,9 @@ def wrap_for_training(model: nn.Module, cfg: TrainConfig, device: torch.device, 
     """The module the training forward calls: DDP-wrapped when distributed, compiled on request."""
     net: nn.Module = model
     if info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if cfg.compile:
         net = torch.compile(net)
     return net
@@ -183,13 +183,18 @@ class SRTask:
 
     kind = "sr"
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device, info: DistInfo, weights_root=None):
+    def __init__(
+        self, cfg: TrainConfig, model: nn.Module, device: torch.device, info: DistInfo, weights_root=None
+    ):
         self.cfg, self.device = cfg, device
         self.model = prepare_model(model, cfg, device, info)
         self.net = wrap_for_training(self.model, cfg, device, info)
         self.opt = make_adam(self.model.parameters(), cfg, cfg.lr)
-        perceptual = (build_perceptual(cfg, cfg.perceptual_layer, cfg.perceptual_criterion, device, weights_root)
-                      if cfg.perceptual_weight > 0 else None)
+        perceptual = (
+            build_perceptual(cfg, cfg.perceptual_layer, cfg.perceptual_criterion, device, weights_root)
+            if cfg.perceptual_weight > 0
+            else None
+        )
         self.loss = SRLoss(cfg.l1_weight, perceptual, cfg.perceptual_weight, cfg.bsconv_s_weight)
 
     @property
@@ -197,8 +202,12 @@ class SRTask:
         return self.model
 
     def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": "sr", "l1_weight": self.cfg.l1_weight, "bsconv_s_weight": self.cfg.bsconv_s_weight,
-                             "perceptual_weight": self.cfg.perceptual_weight}
+        d: dict[str, Any] = {
+            "kind": "sr",
+            "l1_weight": self.cfg.l1_weight,
+            "bsconv_s_weight": self.cfg.bsconv_s_weight,
+            "perceptual_weight": self.cfg.perceptual_weight,
+        }
         if self.loss.perceptual is not None:
             d["perceptual"] = self.loss.perceptual.describe()
         return d
@@ -250,7 +259,9 @@ def _build(model_name: str, scale: int, cfg: TrainConfig):
         from ibmdn.models.gan import GAN_PAIRS
 
         if model_name not in GAN_PAIRS:
-            raise TrainError(f"--gan expects a Table V row name, one of {', '.join(GAN_PAIRS)}; got {model_name!r}")
+            raise TrainError(
+                f"--gan expects a Table V row name, one of {', '.join(GAN_PAIRS)}; got {model_name!r}"
+            )
         g_name, d_name = GAN_PAIRS[model_name]
     else:
         g_name, d_name = model_name, None
@@ -269,16 +280,16 @@ def _build(model_name: str, scale: int, cfg: TrainConfig):
 
 
 def _log_fields(task) -> list[str]:
-    parts = ["l1", "perceptual", "reg"] + (["adv", "d_loss", "d_real", "d_fake"] if task.kind == "gan" else [])
+    parts = ["l1", "perceptual", "reg"] + (
+        ["adv", "d_loss", "d_real", "d_fake"] if task.kind == "gan" else []
+    )
     return ["step", "lr", "loss", *parts, "val_psnr", "it_per_s", "data_s", "elapsed_s"]
 
 
 def _trim_log(path: Path, upto: int) -> None:
-    """Keep the header and the rows with ``step <= upto`` (a killed run may have logged beyond its checkpoint)."""
+    """Keep the header and the rows with ``step <= upto`` (a killed run may log past its checkpoint)."""
     if not path.is_file():
         return
-    from ibmdn.results import atomic_write_bytes
-
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= upto]
     atomic_write_bytes(path, "".join(keep).encode("utf-8"))
@@ -291,7 +302,9 @@ def _read_log(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def validate(task, cfg: TrainConfig, scale: int, device: torch.device, data_root=None, cache_dir=None) -> float:
+def validate(
+    task, cfg: TrainConfig, scale: int, device: torch.device, data_root=None, cache_dir=None
+) -> float:
     """Mean PSNR-Y of the generator on ``cfg.val_set`` (evaluation protocol of the tables)."""
     from ibmdn.evaluate import evaluate
 
@@ -304,13 +317,18 @@ def validate(task, cfg: TrainConfig, scale: int, device: torch.device, data_root
     return float(df["psnr"].mean())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def train(model_name: str, scale: int, cfg: TrainConfig, out: str | os.PathLike | None = None, resume: bool = False,
-          device: str = "auto", data_root=None, weights_root=None, cache_dir=None,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    model_name: str,
+    scale: int,
+    cfg: TrainConfig,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    data_root=None,
+    weights_root=None,
+    cache_dir=None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train ``model_name`` at ``scale`` with recipe ``cfg``; returns a summary (also in ``final.json``).
 
     Raises:
@@ -322,13 +340,26 @@ def train(model_name: str, scale: int, cfg: TrainConfig, out: str | os.PathLike 
     info = init_distributed(dev)
     dev = local_device(dev, info)
     try:
-        return _train(model_name, scale, cfg, out, resume, dev, info, data_root, weights_root, cache_dir, progress)
+        return _train(
+            model_name, scale, cfg, out, resume, dev, info, data_root, weights_root, cache_dir, progress
+        )
     finally:
         cleanup(info)
 
 
-def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistInfo, data_root, weights_root,
-           cache_dir, progress) -> dict[str, Any]:
+def _train(
+    model_name,
+    scale,
+    cfg: TrainConfig,
+    out,
+    resume,
+    device,
+    info: DistInfo,
+    data_root,
+    weights_root,
+    cache_dir,
+    progress,
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     if cfg.threads:
@@ -338,7 +369,9 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
     if resume and not last_path.is_file():
         raise TrainError(f"--resume: no checkpoint {last_path}")
     if not resume and last_path.exists():
-        raise TrainError(f"{run_dir} already holds a run (last.pth); pass --resume to continue it or a new --out")
+        raise TrainError(
+            f"{run_dir} already holds a run (last.pth); pass --resume to continue it or a new --out"
+        )
     if cfg.amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise TrainError("--bf16: this GPU does not support bfloat16")
 
@@ -358,13 +391,23 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise TrainError(f"{last_path} is not an ibmdn training checkpoint")
         if (ck["model_name"], ck["scale"]) != (model_name, scale):
-            raise TrainError(f"{last_path} trains {ck['model_name']} x{ck['scale']}, not {model_name} x{scale}")
+            raise TrainError(
+                f"{last_path} trains {ck['model_name']} x{ck['scale']}, not {model_name} x{scale}"
+            )
         diff = resume_differences(config_from_dict(ck["config"]), cfg)
         if diff:
-            raise TrainError(f"--resume with a different recipe would not continue the same run: {'; '.join(diff)}")
+            raise TrainError(
+                f"--resume with a different recipe would not continue the same run: {'; '.join(diff)}"
+            )
         task.load_state_dict(ck)
-        state = RunState(ck["step"], ck["best_psnr"], ck["best_step"], ck["last_psnr"], ck["elapsed"],
-                         list(ck.get("history", [])))
+        state = RunState(
+            ck["step"],
+            ck["best_psnr"],
+            ck["best_step"],
+            ck["last_psnr"],
+            ck["elapsed"],
+            list(ck.get("history", [])),
+        )
         set_rng_state(ck["rng"])
 
     # data (rank 0 first: it fills the LR cache the others then read)
@@ -376,23 +419,46 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
         barrier(info)
     dataset = PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment)
     workers = resolve_workers(cfg.workers, device)
-    loader = make_loader(dataset, state.step, cfg.iterations, cfg.batch_size, info.rank, info.world_size, workers,
-                         pin_memory=device.type == "cuda")
+    loader = make_loader(
+        dataset,
+        state.step,
+        cfg.iterations,
+        cfg.batch_size,
+        info.rank,
+        info.world_size,
+        workers,
+        pin_memory=device.type == "cuda",
+    )
 
     log_path = run_dir / "log.csv"
     fields = _log_fields(task)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.tmp"):  # left by a process killed in the middle of a write
+            stale.unlink(missing_ok=True)
         if resume:
             _trim_log(log_path, state.step)
         else:
             log_path.unlink(missing_ok=True)
         from ibmdn.models import count_params
 
-        atomic_json({"model": model_name, "scale": scale, "config": cfg.to_dict(), "budget": cfg.budget,
-                     "world_size": info.world_size, "device": str(device), "workers": workers,
-                     "train_sets": images.sets, "train_images": len(images), "skipped_images": images.skipped,
-                     "params": count_params(task.generator), "loss": task.describe()}, run_dir / "config.json")
+        atomic_json(
+            {
+                "model": model_name,
+                "scale": scale,
+                "config": cfg.to_dict(),
+                "budget": cfg.budget,
+                "world_size": info.world_size,
+                "device": str(device),
+                "workers": workers,
+                "train_sets": images.sets,
+                "train_images": len(images),
+                "skipped_images": images.skipped,
+                "params": count_params(task.generator),
+                "loss": task.describe(),
+            },
+            run_dir / "config.json",
+        )
     if info.is_main and not log_path.is_file():
         with open(log_path, "w", newline="", encoding="utf-8") as f:
             csv.DictWriter(f, fieldnames=fields).writeheader()
@@ -402,8 +468,15 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
             with open(log_path, "a", newline="", encoding="utf-8") as f:
                 csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerow(row)
 
-    bar = tqdm(total=cfg.iterations, initial=state.step, disable=not (progress and info.is_main), unit="it",
-               dynamic_ncols=True, desc=f"{model_name} x{scale} {cfg.profile}", mininterval=1.0)
+    bar = tqdm(
+        total=cfg.iterations,
+        initial=state.step,
+        disable=not (progress and info.is_main),
+        unit="it",
+        dynamic_ncols=True,
+        desc=f"{model_name} x{scale} {cfg.profile}",
+        mininterval=1.0,
+    )
     acc: dict[str, torch.Tensor] = {}
     n_acc, data_time, t_interval = 0, 0.0, time.perf_counter()
     t_run = time.perf_counter()
@@ -434,15 +507,28 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
                 if psnr > state.best_psnr:
                     state.best_psnr, state.best_step = psnr, done
                     if info.is_main:
-                        atomic_save({"model": task.generator.state_dict(), "step": done, "psnr": psnr,
-                                     "model_name": model_name, "scale": scale}, run_dir / "best.pth")
+                        atomic_torch_save(
+                            {
+                                "model": task.generator.state_dict(),
+                                "step": done,
+                                "psnr": psnr,
+                                "model_name": model_name,
+                                "scale": scale,
+                            },
+                            run_dir / "best.pth",
+                        )
             if done % cfg.log_every == 0 or done == cfg.iterations or is_val:
                 means = mean_over_ranks({k: float(v) / n_acc for k, v in acc.items()}, info, device)
                 now = time.perf_counter()
-                row = {"step": done, "lr": f"{lr:.6g}", **{k: f"{v:.8g}" for k, v in means.items()},
-                       "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
-                       "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}", "data_s": f"{data_time:.4g}",
-                       "elapsed_s": f"{elapsed0 + now - t_run:.1f}"}
+                row = {
+                    "step": done,
+                    "lr": f"{lr:.6g}",
+                    **{k: f"{v:.8g}" for k, v in means.items()},
+                    "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
+                    "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}",
+                    "data_s": f"{data_time:.4g}",
+                    "elapsed_s": f"{elapsed0 + now - t_run:.1f}",
+                }
                 write_log(row)
                 post = {"loss": f"{means['loss']:.4g}", "lr": f"{lr:.2e}"}
                 if not math.isnan(state.last_psnr):
@@ -452,38 +538,71 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
             if done % cfg.ckpt_every == 0 or done == cfg.iterations:
                 state.elapsed = elapsed0 + time.perf_counter() - t_run
                 if info.is_main:
-                    atomic_save({"format": CHECKPOINT_FORMAT, "model_name": model_name, "scale": scale,
-                                 "config": cfg.to_dict(), "step": done, **task.state_dict(),
-                                 "best_psnr": state.best_psnr, "best_step": state.best_step,
-                                 "last_psnr": state.last_psnr, "elapsed": state.elapsed, "history": state.history,
-                                 "rng": rng_state()}, last_path)
+                    atomic_torch_save(
+                        {
+                            "format": CHECKPOINT_FORMAT,
+                            "model_name": model_name,
+                            "scale": scale,
+                            "config": cfg.to_dict(),
+                            "step": done,
+                            **task.state_dict(),
+                            "best_psnr": state.best_psnr,
+                            "best_step": state.best_step,
+                            "last_psnr": state.last_psnr,
+                            "elapsed": state.elapsed,
+                            "history": state.history,
+                            "rng": rng_state(),
+                        },
+                        last_path,
+                    )
     finally:
         bar.close()
 
     state.elapsed = elapsed0 + time.perf_counter() - t_run
-    summary = _finish(model_name, scale, cfg, task, state, run_dir, images, info, device) if info.is_main else {}
+    summary = (
+        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device) if info.is_main else {}
+    )
     barrier(info)
     return summary
 
 
-def _finish(model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device) -> dict[str, Any]:
+def _finish(
+    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device
+) -> dict[str, Any]:
     """``final.pth`` (weights only) and ``final.json`` (provenance, budget, validation, log rows)."""
     from ibmdn.models import count_params
     from ibmdn.results import provenance
 
     final = run_dir / "final.pth"
-    atomic_save(task.generator.state_dict(), final)
+    atomic_torch_save(task.generator.state_dict(), final)
     summary = {
-        "model": model_name, "scale": scale, "profile": cfg.profile, "budget": cfg.budget,
-        "params": count_params(task.generator), "steps": state.step, "wall_s": round(state.elapsed, 1),
-        "val_set": cfg.val_set, "val_psnr": None if math.isnan(state.last_psnr) else state.last_psnr,
-        "best_psnr": None if state.best_step < 0 else state.best_psnr, "best_step": state.best_step,
-        "val_history": state.history, "weights": final.name, "weights_sha256": _sha256(final),
+        "model": model_name,
+        "scale": scale,
+        "profile": cfg.profile,
+        "budget": cfg.budget,
+        "params": count_params(task.generator),
+        "steps": state.step,
+        "wall_s": round(state.elapsed, 1),
+        "val_set": cfg.val_set,
+        "val_psnr": None if math.isnan(state.last_psnr) else state.last_psnr,
+        "best_psnr": None if state.best_step < 0 else state.best_psnr,
+        "best_step": state.best_step,
+        "val_history": state.history,
+        "weights": final.name,
+        "weights_sha256": sha256_file(final),
     }
-    meta = provenance(**summary, config=cfg.to_dict(), loss=task.describe(), world_size=info.world_size,
-                      train_device=str(device), train_sets=images.sets, train_images=len(images),
-                      skipped_images=len(images.skipped), torch_threads=torch.get_num_threads(),
-                      log=_read_log(run_dir / "log.csv"))
+    meta = provenance(
+        **summary,
+        config=cfg.to_dict(),
+        loss=task.describe(),
+        world_size=info.world_size,
+        train_device=str(device),
+        train_sets=images.sets,
+        train_images=len(images),
+        skipped_images=len(images.skipped),
+        torch_threads=torch.get_num_threads(),
+        log=_read_log(run_dir / "log.csv"),
+    )
     atomic_json(meta, run_dir / "final.json")
     return summary
 
@@ -492,45 +611,84 @@ def _finish(model_name, scale, cfg, task, state: RunState, run_dir: Path, images
 
 
 def _overrides(args) -> dict[str, Any]:
-    o = {"iterations": args.iterations, "batch_size": args.batch_size, "patch_size": args.patch_size,
-         "lr": args.lr, "val_every": args.val_every, "seed": args.seed, "workers": args.workers,
-         "threads": args.threads, "train_sets": args.train_sets}
-    for flag, key, value in ((args.gan, "gan", True), (args.bf16, "amp", "bf16"),
-                             (args.channels_last, "channels_last", True), (args.compile, "compile", True)):
+    o = {
+        "iterations": args.iterations,
+        "batch_size": args.batch_size,
+        "patch_size": args.patch_size,
+        "lr": args.lr,
+        "val_every": args.val_every,
+        "seed": args.seed,
+        "workers": args.workers,
+        "threads": args.threads,
+        "train_sets": args.train_sets,
+    }
+    for flag, key, value in (
+        (args.gan, "gan", True),
+        (args.bf16, "amp", "bf16"),
+        (args.channels_last, "channels_last", True),
+        (args.compile, "compile", True),
+    ):
         if flag:
             o[key] = value
     return o
 
 
-def bench_loader(cfg: TrainConfig, scale: int, batches: int, device: str = "auto", data_root=None,
-                 cache_dir=None) -> dict[str, float]:
+def bench_loader(
+    cfg: TrainConfig, scale: int, batches: int, device: str = "auto", data_root=None, cache_dir=None
+) -> dict[str, float]:
     """Batches/s of the training loader alone (no model), with the recipe's batch, patch and workers."""
     from ibmdn.evaluate import resolve_device
 
     dev = resolve_device(device)
-    images = load_images(resolve_train_sets(cfg.train_sets, data_root), scale, cfg.patch_size, data_root, cache_dir)
+    images = load_images(
+        resolve_train_sets(cfg.train_sets, data_root), scale, cfg.patch_size, data_root, cache_dir
+    )
     workers = resolve_workers(cfg.workers, dev)
-    loader = make_loader(PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment), 0, batches + 1,
-                         cfg.batch_size, workers=workers, pin_memory=dev.type == "cuda")
+    loader = make_loader(
+        PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment),
+        0,
+        batches + 1,
+        cfg.batch_size,
+        workers=workers,
+        pin_memory=dev.type == "cuda",
+    )
     res = loader_throughput(loader, batches, dev, cfg.channels_last)
     res.update(workers=workers, batch_size=cfg.batch_size, patch_size=cfg.patch_size, images=len(images))
     return res
 
 
 def train_command(args) -> int:
-    """``ibmdn train --model NAME --scale S --profile smoke|short|paper [--config FILE] [--out DIR] [--resume]``."""
+    """``ibmdn train --model NAME --scale S --profile smoke|short|paper [--config FILE] [--out DIR] ...``."""
     cfg = resolve_config(args.profile, args.config, _overrides(args))
     if args.bench_loader:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         r = bench_loader(cfg, args.scale, args.bench_loader, args.device, args.data_root)
-        print(f"loader: {r['batches_per_s']:.1f} batches/s ({r['samples_per_s']:.0f} patches/s), batch "
-              f"{r['batch_size']}, HR patch {r['patch_size']}, {r['workers']} worker(s), {r['images']} images")
+        print(
+            f"loader: {r['batches_per_s']:.1f} batches/s ({r['samples_per_s']:.0f} patches/s), batch "
+            f"{r['batch_size']}, HR patch {r['patch_size']}, {r['workers']} worker(s), {r['images']} images"
+        )
         return 0
-    summary = train(args.model, args.scale, cfg, args.out, args.resume, args.device, args.data_root,
-                    args.weights_root, progress=not args.no_progress)
+    summary = train(
+        args.model,
+        args.scale,
+        cfg,
+        args.out,
+        args.resume,
+        args.device,
+        args.data_root,
+        args.weights_root,
+        progress=not args.no_progress,
+    )
     if summary:
-        val = f", {summary['val_set']} PSNR-Y {summary['val_psnr']:.3f} dB" if summary["val_psnr"] is not None else ""
-        print(f"trained {summary['model']} x{summary['scale']} ({summary['profile']}): {summary['steps']} steps in "
-              f"{summary['wall_s']:.0f} s{val}", file=sys.stderr)
+        val = (
+            f", {summary['val_set']} PSNR-Y {summary['val_psnr']:.3f} dB"
+            if summary["val_psnr"] is not None
+            else ""
+        )
+        print(
+            f"trained {summary['model']} x{summary['scale']} ({summary['profile']}): "
+            f"{summary['steps']} steps in {summary['wall_s']:.0f} s{val}",
+            file=sys.stderr,
+        )
     return 0

@@ -1,0 +1,573 @@
+"""``ibmdn bench``: speed and memory of the networks under the same optimisations, in one run.
+
+For each model, each execution *path* and each involution *implementation* it measures, on one device
+and one thread count:
+
+* ``params`` (count) and ``macs`` (multiply-adds, :func:`ibmdn.metrics.complexity.count_macs`, which
+  counts involution's per-pixel application through ``extra_macs``) of the architecture (``weights``
+  = ``reference``; a fused network has the same function but merged weights, so its own counts are
+  not the architecture's);
+* ``latency`` (ms): the median of ``repeats`` (>= 20) timed forward passes after ``warmup`` untimed
+  ones, batch 1, under ``torch.inference_mode``; ``latency_min`` and ``latency_iqr`` beside it. CPU:
+  ``time.perf_counter`` around each call; CUDA: CUDA events (as :func:`ibmdn.metrics.complexity.latency`,
+  which returns only the median);
+* ``peak_mem`` (MiB): CUDA: ``torch.cuda.max_memory_allocated`` over one forward pass after a reset,
+  minus what was allocated before it (so weights and input are excluded, on both devices). CPU:
+  PyTorch keeps no counter, so the forward pass runs under ``torch.profiler`` with
+  ``profile_memory=True`` and the allocation / free events of PyTorch's CPU allocator are replayed in
+  time order; the peak of the running sum is the peak of tensor memory the pass adds (activations,
+  output, inductor's buffers). Allocations that bypass PyTorch's allocator (oneDNN scratch space,
+  the Python heap) are not seen: ``peak_rss`` (MiB, CPU only) is the second, coarser measure: the
+  rise of the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs`` after
+  ``malloc_trim``) over its resident set before the pass; it includes everything but also allocator
+  caching effects, and reads 0 where the OS does not allow the reset;
+* ``compile_time`` (s) of compiled paths: the first call, which traces and compiles;
+* ``train_step`` (ms) and ``train_peak_mem`` (MiB): one Adam step on an L1 loss at batch 16 with HR
+  192x192 patches (LR 192/scale), median of ``train_repeats`` after two warm-up steps, for the
+  ``train_paths`` (eager, compiled); ``dataset`` is ``hr192-b16``.
+
+Paths (``--paths``, tokens joined by ``-``): ``eager`` (the module as built); ``compiled``
+(``torch.compile``, inductor, weights frozen for inference with ``freezing=True``; on CUDA with
+``mode="reduce-overhead"``, i.e. CUDA graphs; ``-nchw`` turns off inductor's layout optimisation, which
+converts convolutions to channels-last); ``fused`` (:func:`ibmdn.fuse.fuse_for_inference`: BatchNorms
+folded, shared-input 1x1 convs stacked, global fusion incremental); ``fused-compiled``. Suffixes:
+``-cl`` runs in ``channels_last``; ``-bf16`` / ``-fp16`` cast model and input to that type; CUDA runs
+strict fp32 (TF32 off) unless ``-tf32``. Implementations (``--impl``): the involution application,
+``unfold`` (reference) and ``shift``; models without involution are measured once per path.
+
+Each row is one number in the project's LONG schema (``table=bench``): ``weights`` is
+``<path>[-<impl>]`` (e.g. ``eager-unfold``, ``fused-compiled-shift``, ``compiled`` for a model without
+involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 180x320`` is REFERENCE
+section 7's 320x180 -> 1280x720), ``n_images`` the number of timed runs. Written to
+``<out>/bench-<device>.csv`` + ``.meta.json`` (threads, load average before and after, versions);
+:func:`ibmdn.plots.bench_figure` draws ``figures/bench-<device>.png`` from the CSV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ibmdn.errors import IbmdnError
+
+PATH_TOKENS = ("eager", "compiled", "fused", "cl", "nchw", "bf16", "fp16", "tf32")
+DEFAULT_PATHS = ("eager", "compiled", "fused", "fused-compiled")
+DEFAULT_MODELS = ("ibmdn", "rfdn_aim", "imdn", "depthibn")
+MIB = 2 ** 20
+
+
+# ----------------------------------------------------------------------------------------- paths
+
+
+@dataclass(frozen=True)
+class Path_:
+    """A parsed execution path (``fused-compiled-cl``)."""
+
+    name: str
+    fused: bool
+    compiled: bool
+    channels_last: bool
+    dtype: torch.dtype
+    layout_optimization: bool = True
+    tf32: bool = False
+
+    @classmethod
+    def parse(cls, name: str) -> Path_:
+        tokens = name.split("-")
+        bad = [t for t in tokens if t not in PATH_TOKENS]
+        if bad or not tokens:
+            raise IbmdnError(f"bad path {name!r}: tokens must be among {', '.join(PATH_TOKENS)}")
+        if "eager" in tokens and "compiled" in tokens:
+            raise IbmdnError(f"bad path {name!r}: eager and compiled exclude each other")
+        if "nchw" in tokens and ("compiled" not in tokens or "cl" in tokens):
+            raise IbmdnError(f"bad path {name!r}: nchw applies to compiled paths without cl")
+        dtype = torch.bfloat16 if "bf16" in tokens else torch.float16 if "fp16" in tokens else torch.float32
+        return cls(name, "fused" in tokens, "compiled" in tokens, "cl" in tokens, dtype, "nchw" not in tokens,
+                   "tf32" in tokens)
+
+
+def has_involution(model: nn.Module) -> bool:
+    from ibmdn.ops.involution import Involution2d
+
+    return any(isinstance(m, Involution2d) or getattr(m, "is_involution", False) for m in model.modules())
+
+
+@contextlib.contextmanager
+def _inductor_inference_config(layout_optimization: bool = True):
+    import torch._inductor.config as ic
+
+    with ic.patch(freezing=True, layout_optimization=layout_optimization):
+        yield
+
+
+def prepare(model: nn.Module, path: Path_, impl: str | None, device: torch.device, example: torch.Tensor,
+            ) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, float]:
+    """Build the inference callable of ``path`` and the input it takes; returns (fn, input, compile_s).
+
+    Compiled paths are compiled here (their first call, timed, is the returned compile time).
+    """
+    from ibmdn.fuse import fuse_for_inference
+    from ibmdn.ops.involution import set_involution_impl
+
+    model = model.eval()
+    if impl is not None:
+        set_involution_impl(model, impl)
+    if path.fused:
+        model = fuse_for_inference(model, impl=impl or "shift")
+    model = model.to(device=device, dtype=path.dtype)
+    x = example.to(device=device, dtype=path.dtype)
+    if path.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    fn: Callable = model
+    compile_s = math.nan
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = path.tf32
+        torch.backends.cuda.matmul.allow_tf32 = path.tf32
+    if path.compiled:
+        # CUDA: CUDA graphs as well (mode "reduce-overhead", the compiled peers of REFERENCE section 7)
+        fn = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
+        with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn(x)
+            _sync(device)
+            compile_s = time.perf_counter() - t0
+    return fn, x, compile_s
+
+
+# ---------------------------------------------------------------------------------------- timing
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (CUDA events on GPU)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(float(start.elapsed_time(end)))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def _quantiles(times: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
+    return float(statistics.median(times)), float(min(times)), float(q[2] - q[0])
+
+
+# ---------------------------------------------------------------------------------------- memory
+
+
+def cpu_peak_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Peak of tensor memory that ``fn()`` adds on the CPU (PyTorch allocator events, replayed in order)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return int(peak)
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def cpu_peak_rss_bytes(fn: Callable[[], object]) -> int | None:
+    """Rise of the peak resident set (``VmHWM``) over the resident set before ``fn()``; None if unavailable."""
+    gc.collect()
+    _malloc_trim()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        return None
+    before = _proc_status_kib("VmRSS")
+    fn()
+    peak = _proc_status_kib("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(0, peak - before) * 1024
+
+
+def cuda_peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device) - base)
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> dict[str, float]:
+    """``{"peak_mem": MiB[, "peak_rss": MiB]}`` of one call of ``fn`` (methods in the module docstring)."""
+    if device.type == "cuda":
+        return {"peak_mem": cuda_peak_bytes(fn, device) / MIB}
+    out = {"peak_mem": cpu_peak_tensor_bytes(fn) / MIB}
+    rss = cpu_peak_rss_bytes(fn)
+    if rss is not None:
+        out["peak_rss"] = rss / MIB
+    return out
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def train_step_fn(model: nn.Module, scale: int, device: torch.device, batch: int = 16, hr: int = 192,
+                  compiled: bool = False) -> Callable[[], float]:
+    """One Adam step of L1 loss on random LR/HR patches (fixed tensors, so only the step is timed)."""
+    model = model.to(device).train()
+    lr_size = hr // scale
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, lr_size, lr_size, generator=g).to(device)
+    y = torch.rand(batch, 3, lr_size * scale, lr_size * scale, generator=g).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    fwd = torch.compile(model) if compiled else model
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = F.l1_loss(fwd(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+# ---------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class BenchConfig:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    paths: tuple[str, ...] = DEFAULT_PATHS
+    impls: tuple[str, ...] = ("unfold", "shift")
+    sizes: tuple[tuple[int, int], ...] = ((128, 128),)
+    scale: int = 4
+    device: str = "cpu"
+    threads: int | None = 2
+    warmup: int = 5
+    repeats: int = 20
+    train: bool = True
+    train_paths: tuple[str, ...] = ("eager",)
+    train_repeats: int = 10
+    train_batch: int = 16
+    train_hr: int = 192
+    profile: bool = False
+
+
+def _row(model, weights, dataset, metric, value, unit, n=None) -> dict:
+    return {"table": "bench", "model": model, "weights": weights, "scale": None, "dataset": dataset,
+            "metric": metric, "value": float(value), "unit": unit, "n_images": n, "source": "measured"}
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _profile_table(fn: Callable[[], object], rows: int = 25) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            fn()
+    return prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60, max_shapes_column_width=60)
+
+
+def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.device, example: torch.Tensor,
+             cfg: BenchConfig) -> tuple[list[float], dict[str, float], float, str | None]:
+    """(times, memory, compile seconds, profile table or None) of one model on one path."""
+    fn, x, compile_s = prepare(model, path, impl, device, example)
+    prof = None
+    with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
+        times = time_calls(lambda: fn(x), device, cfg.warmup, cfg.repeats)
+        mem = peak_memory(lambda: fn(x), device)
+        if cfg.profile and device.type == "cpu":
+            prof = _profile_table(lambda: fn(x))
+    return times, mem, compile_s, prof
+
+
+def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log) -> tuple[pd.DataFrame, dict]:
+    """Measure everything of ``cfg`` with ``cfg.threads`` CPU threads (restored afterwards).
+
+    Returns:
+        (LONG table, extra provenance: ``profiles`` and ``errors``).
+    """
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run_bench(cfg, log)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
+    from ibmdn.evaluate import resolve_device
+    from ibmdn.metrics.complexity import count_macs, count_params
+    from ibmdn.models import build_model
+
+    device = resolve_device(cfg.device)
+    paths = [Path_.parse(p) for p in cfg.paths]
+    rows: list[dict] = []
+    profiles: dict[str, str] = {}
+    errors: list[str] = []
+    for name in cfg.models:
+        try:
+            probe = build_model(name, scale=cfg.scale)
+        except (KeyError, ValueError) as e:
+            raise IbmdnError(str(e).strip("'\"")) from None
+        inv = has_involution(probe)
+        rows.append(_row(name, "reference", "", "params", count_params(probe), "count"))
+        for h, w in cfg.sizes:
+            rows.append(_row(name, "reference", f"lr{h}x{w}", "macs", count_macs(probe, (1, 3, h, w)), "count"))
+        impls = list(cfg.impls) if inv else [None]
+        for path in paths:
+            for impl in impls:
+                tag = path.name if impl is None else f"{path.name}-{impl}"
+                for h, w in cfg.sizes:
+                    ds = f"lr{h}x{w}"
+                    torch.manual_seed(0)
+                    model = build_model(name, scale=cfg.scale)
+                    example = torch.rand(1, 3, h, w)
+                    try:
+                        times, mem, compile_s, prof = _measure(model, path, impl, device, example, cfg)
+                    except Exception as e:  # noqa: BLE001 - one failing path must not lose the run
+                        msg = f"{name} {tag} {ds}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                        errors.append(msg)
+                        log(f"  FAILED {msg}")
+                        continue
+                    finally:
+                        torch._dynamo.reset()
+                    if prof:
+                        profiles[f"{name} {tag} {ds}"] = prof
+                    med, lo, iqr = _quantiles(times)
+                    n = len(times)
+                    rows += [_row(name, tag, ds, "latency", med, "ms", n), _row(name, tag, ds, "latency_min", lo, "ms", n),
+                             _row(name, tag, ds, "latency_iqr", iqr, "ms", n)]
+                    rows += [_row(name, tag, ds, k, v, "MiB", 1) for k, v in mem.items()]
+                    if not math.isnan(compile_s):
+                        rows.append(_row(name, tag, ds, "compile_time", compile_s, "s", 1))
+                    extra = "" if math.isnan(compile_s) else f", compile {compile_s:.0f} s"
+                    log(f"  {name:10s} {tag:24s} {ds}: {med:8.1f} ms (min {lo:.1f}, iqr {iqr:.1f}), "
+                        f"peak {mem['peak_mem']:.1f} MiB{extra}")
+                    del model
+                    gc.collect()
+        if cfg.train:
+            for tp in cfg.train_paths:
+                for impl in impls:
+                    compiled = tp == "compiled"
+                    tag = tp if impl is None else f"{tp}-{impl}"
+                    ds = f"hr{cfg.train_hr}-b{cfg.train_batch}"
+                    torch.manual_seed(0)
+                    model = build_model(name, scale=cfg.scale)
+                    if impl is not None:
+                        from ibmdn.ops.involution import set_involution_impl
+
+                        set_involution_impl(model, impl)
+                    try:
+                        step = train_step_fn(model, cfg.scale, device, cfg.train_batch, cfg.train_hr, compiled)
+                        times = time_calls(step, device, 2, cfg.train_repeats)
+                        mem = peak_memory(step, device)
+                    except Exception as e:  # noqa: BLE001
+                        msg = f"{name} train {tag}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                        errors.append(msg)
+                        log(f"  FAILED {msg}")
+                        continue
+                    finally:
+                        torch._dynamo.reset()
+                    med, lo, _ = _quantiles(times)
+                    rows += [_row(name, tag, ds, "train_step", med, "ms", len(times)),
+                             _row(name, tag, ds, "train_peak_mem", mem["peak_mem"], "MiB", 1)]
+                    log(f"  {name:10s} train {tag:18s} {ds}: {med:8.1f} ms/step, peak {mem['peak_mem']:.0f} MiB")
+                    del step, model
+                    gc.collect()
+    df = pd.DataFrame(rows)
+    df["scale"] = cfg.scale
+    extra = {"profiles": profiles, "errors": errors}
+    return df, extra
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+
+def best_paths(df: pd.DataFrame, dataset: str, metric: str = "latency") -> pd.DataFrame:
+    """Per model: the path with the lowest ``metric`` on ``dataset``, with its latency and memory."""
+    sub = df[(df["dataset"] == dataset) & (df["metric"] == metric)]
+    rows = []
+    for model, g in sub.groupby("model", sort=True):
+        best = g.loc[g["value"].idxmin()]
+        rows.append({"model": model, "weights": best["weights"], metric: float(best["value"])})
+    return pd.DataFrame(rows)
+
+
+def _value(df: pd.DataFrame, model: str, weights: str, dataset: str, metric: str) -> float | None:
+    s = df[(df["model"] == model) & (df["weights"] == weights) & (df["dataset"] == dataset) & (df["metric"] == metric)]
+    return float(s["value"].iloc[0]) if len(s) else None
+
+
+def acceptance(df: pd.DataFrame, dataset: str, model: str = "ibmdn", peer: str = "rfdn_aim") -> dict:
+    """Issue 5, acceptance 2: ratios of ``model``'s fastest path against the peer's and the unfold reference's."""
+    lat = df[(df["dataset"] == dataset) & (df["metric"] == "latency")]
+
+    def fastest(m: str, cond=lambda w: True):
+        g = lat[(lat["model"] == m) & lat["weights"].map(cond)]
+        if g.empty:
+            return None, None
+        r = g.loc[g["value"].idxmin()]
+        return r["weights"], float(r["value"])
+
+    out: dict = {"dataset": dataset}
+    w_m, t_m = fastest(model)
+    w_p, t_p = fastest(peer)
+    w_r, t_r = fastest(model, lambda w: w.endswith("-unfold") and "fused" not in w)
+    out.update(model_path=w_m, model_ms=t_m, peer=peer, peer_path=w_p, peer_ms=t_p, reference_path=w_r,
+               reference_ms=t_r)
+    if t_m and t_p:
+        out["latency_vs_peer"] = t_m / t_p
+    if t_m and t_r:
+        out["latency_vs_reference"] = t_m / t_r
+    m_m = _value(df, model, w_m, dataset, "peak_mem") if w_m else None
+    m_r = _value(df, model, "eager-unfold", dataset, "peak_mem")
+    out.update(model_peak_mib=m_m, reference_peak_mib=m_r)
+    if m_m is not None and m_r:
+        out["memory_vs_reference"] = m_m / m_r
+    out["targets_met"] = {k: (out.get(k) is not None and out[k] <= 0.5)
+                          for k in ("latency_vs_peer", "latency_vs_reference", "memory_vs_reference")}
+    return out
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Wide view: one row per (model, weights, dataset), columns latency / latency_min / peak_mem / ..."""
+    keep = ["latency", "latency_min", "peak_mem", "peak_rss", "compile_time", "train_step", "train_peak_mem"]
+    sub = df[df["metric"].isin(keep)]
+    wide = sub.pivot_table(index=["model", "dataset", "weights"], columns="metric", values="value", sort=True)
+    return wide[[c for c in keep if c in wide.columns]].round(1)
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _parse_size(s: str) -> tuple[int, int]:
+    try:
+        if "x" in s:
+            h, w = s.lower().split("x")
+            return int(h), int(w)
+        return int(s), int(s)
+    except ValueError:
+        raise IbmdnError(f"bad size {s!r}: use N or HxW (LR pixels)") from None
+
+
+def _csv_list(s: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in s.split(",") if t.strip())
+
+
+def bench_command(args) -> int:
+    """``ibmdn bench --models ... --impl ... --paths ... --device ... --sizes ...``."""
+    from ibmdn.results import provenance, write_table
+
+    cfg = BenchConfig(
+        models=_csv_list(args.models), paths=_csv_list(args.paths), impls=_csv_list(args.impl),
+        sizes=tuple(_parse_size(s) for s in _csv_list(args.sizes)), scale=args.scale, device=args.device,
+        threads=args.threads or None, warmup=args.warmup, repeats=args.repeats, train=not args.no_train,
+        train_paths=_csv_list(args.train_paths), train_repeats=args.train_repeats, profile=args.profile,
+    )
+    if cfg.repeats < 20:
+        print("ibmdn: warning: fewer than 20 timed runs; the issue's protocol asks for at least 20", file=sys.stderr)
+    for p in cfg.paths:
+        Path_.parse(p)
+    from ibmdn.evaluate import resolve_device
+
+    device = resolve_device(cfg.device)
+    load_before = _load_average()
+    df, extra = run_bench(cfg)
+    load_after = _load_average()
+    threads = cfg.threads or torch.get_num_threads()
+    dev = device.type
+    out = Path(args.out) / f"bench-{dev}.csv"
+    accept = [acceptance(df, f"lr{h}x{w}") for h, w in cfg.sizes] if "ibmdn" in cfg.models else []
+    meta = provenance(
+        parameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+        threads=threads, load_average_before=load_before, load_average_after=load_after,
+        memory_method=("cuda max_memory_allocated minus allocated before" if dev == "cuda" else
+                       "peak_mem: replayed PyTorch CPU allocator events (torch.profiler profile_memory); "
+                       "peak_rss: VmHWM rise after malloc_trim + clear_refs"),
+        acceptance=accept, errors=extra["errors"],
+    )
+    write_table(df, out, meta, decimals=3)
+    if extra["profiles"]:
+        prof_path = Path(args.out) / f"bench-{dev}-profile.txt"
+        prof_path.write_text("\n\n".join(f"== {k}\n{v}" for k, v in extra["profiles"].items()))
+        print(f"wrote {prof_path}")
+    fig = None
+    if not args.no_plot:
+        from ibmdn.plots import bench_figure
+
+        fig = bench_figure(out, Path(args.figures) / f"bench-{dev}.png")
+    cost = df[df["metric"].isin(["params", "macs"])].pivot_table(index="model", columns=["metric", "dataset"],
+                                                                 values="value", sort=True)
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print("architecture (weights=reference): parameters and multiply-adds")
+        print(cost.to_string(float_format=lambda v: f"{v:,.0f}"))
+        print(summary_table(df).to_string())
+    for a in accept:
+        print(f"acceptance ({a['dataset']}): ibmdn {a['model_path']} {a['model_ms']:.1f} ms; "
+              f"{a['peer']} {a['peer_path']} {a['peer_ms']:.1f} ms -> {a.get('latency_vs_peer', float('nan')):.2f}x; "
+              f"unfold reference {a['reference_path']} {a['reference_ms'] or float('nan'):.1f} ms -> "
+              f"{a.get('latency_vs_reference', float('nan')):.2f}x; peak memory vs eager-unfold "
+              f"{a.get('memory_vs_reference', float('nan')):.2f}x; targets (<= 0.5x) met: {a['targets_met']}")
+    print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs, {threads} threads)")
+    print(f"wrote {out}" + (f" and {fig}" if fig else ""))
+    return 1 if extra["errors"] else 0

@@ -1,0 +1,236 @@
+"""Fast paths are exact: involution implementations, inference re-parameterisation, bench plumbing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ibmdn.models import build_model
+from ibmdn.ops.involution import IMPLS, Involution2d, involution_shift, involution_unfold, set_involution_impl
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One CPU thread: many tiny forward passes, which two contended threads make crawl."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SHAPES = [  # (batch, channels, group_channels, kernel, stride, height, width)
+    (2, 16, 16, 3, 1, 9, 11),
+    (1, 50, 10, 3, 1, 12, 10),  # 50 channels: groups of 10 (RFDN width)
+    (2, 12, 4, 5, 1, 7, 6),
+    (1, 16, 8, 3, 2, 9, 8),  # strided, odd size
+    (1, 8, 8, 3, 1, 1, 5),  # a one-pixel-high map
+    (1, 8, 4, 7, 1, 3, 4),  # kernel larger than the map
+]
+
+
+@pytest.mark.parametrize("b,c,gc,k,stride,h,w", SHAPES)
+def test_shift_equals_unfold_forward_and_gradients(b, c, gc, k, stride, h, w):
+    """Acceptance 1: fp32 forward and gradients (input, kernel) of 'shift' equal the unfold reference (1e-5)."""
+    torch.manual_seed(0)
+    g = c // gc
+    ho, wo = -(-h // stride), -(-w // stride)
+    grads = {}
+    for impl in ("unfold", "shift"):
+        x = torch.randn(b, c, h, w, requires_grad=True)
+        kern = torch.randn(b, g, k * k, ho, wo, requires_grad=True)
+        with torch.no_grad():
+            x.copy_(torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(1)))
+            kern.copy_(torch.randn(b, g, k * k, ho, wo, generator=torch.Generator().manual_seed(2)))
+        out = IMPLS[impl](x, kern, k, stride)
+        go = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+        (out * go).sum().backward()
+        grads[impl] = (out.detach(), x.grad, kern.grad)
+    for ref, got, name in zip(grads["unfold"], grads["shift"], ("output", "grad input", "grad kernel")):
+        assert torch.allclose(got, ref, atol=1e-5, rtol=1e-5), f"{name}: {(got - ref).abs().max()}"
+
+
+def test_involution_module_gradients_match_between_impls():
+    torch.manual_seed(0)
+    m = Involution2d(50, 50, 3)
+    x = torch.randn(2, 50, 10, 9)
+    res = {}
+    for impl in ("unfold", "shift"):
+        m.zero_grad()
+        set_involution_impl(m, impl)
+        xi = x.clone().requires_grad_(True)
+        m(xi).square().mean().backward()
+        res[impl] = (xi.grad.clone(), [p.grad.clone() for p in m.parameters()])
+    assert torch.allclose(res["shift"][0], res["unfold"][0], atol=1e-6)
+    for a, b in zip(res["shift"][1], res["unfold"][1]):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_shift_equals_unfold():
+    """The form torch.compile (inductor) generates, forward and backward."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 20, 12, 11, requires_grad=True)
+    kern = torch.randn(1, 2, 9, 12, 11, requires_grad=True)
+    fn = torch.compile(involution_shift)
+    out = fn(x, kern, 3)
+    out.square().sum().backward()
+    gx, gk = x.grad.clone(), kern.grad.clone()
+    x.grad = kern.grad = None
+    ref = involution_unfold(x, kern, 3)
+    ref.square().sum().backward()
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(gx, x.grad, atol=1e-5) and torch.allclose(gk, kern.grad, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ fusion
+
+
+def _randomise_bn(model: nn.Module) -> nn.Module:
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return model
+
+
+@pytest.mark.parametrize("name,impls", [("ibmdn", ("shift", "unfold")), ("depthibn", ("shift",)), ("rfdn_aim", ("shift",)),
+                                          ("imdn", ("shift",)), ("rfdn_ibmd_cca", ("shift",))])
+def test_fuse_for_inference_is_exact(name, impls):
+    """fuse_for_inference equals the eval-mode network within 1e-5 (fp32), with and without the merges."""
+    from ibmdn.fuse import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = _randomise_bn(build_model(name, scale=2)).eval()
+    x = torch.rand(1, 3, 20, 17)  # ESA (rfdn_aim) needs >= 17 pixels
+    with torch.no_grad():
+        ref = model(x)
+        for kw in ({}, {"merge_bsconv_s": False, "merge_chfab_head": False}):
+            for impl in impls:
+                fused = fuse_for_inference(model, impl=impl, **kw)
+                out = fused(x)
+                assert torch.allclose(out, ref, atol=1e-5), (name, kw, impl, (out - ref).abs().max())
+    assert model.training is False and any(p.requires_grad for p in model.parameters())  # original untouched
+
+
+def test_fused_network_is_inference_only_and_switchable():
+    from ibmdn.fuse import FusedInvolution, fuse_for_inference
+
+    fused = fuse_for_inference(build_model("ibmdn", scale=2))
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fused.train()
+    fused.eval()  # allowed
+    assert not any(p.requires_grad for p in fused.parameters())
+    invs = [m for m in fused.modules() if isinstance(m, FusedInvolution)]
+    assert invs and all(m.impl == "shift" for m in invs)
+    set_involution_impl(fused, "unfold")
+    assert all(m.impl == "unfold" for m in invs)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+
+
+def test_fused_network_uses_less_memory_than_unfold_reference():
+    """The memory half of acceptance 2 at a small size (the bench measures it at 128x128)."""
+    from ibmdn.bench import cpu_peak_tensor_bytes
+    from ibmdn.fuse import fuse_for_inference
+
+    model = build_model("ibmdn", scale=4).eval()
+    fused = fuse_for_inference(model)
+    x = torch.rand(1, 3, 24, 24)
+    with torch.inference_mode():
+        model(x)
+        fused(x)
+        ref = cpu_peak_tensor_bytes(lambda: model(x))
+        got = cpu_peak_tensor_bytes(lambda: fused(x))
+    assert 0 < got <= 0.5 * ref, (got, ref)
+
+
+# ------------------------------------------------------------------------------------------ bench
+
+
+def test_cpu_peak_tensor_bytes_sees_allocations():
+    from ibmdn.bench import cpu_peak_tensor_bytes
+
+    def fn():
+        a = torch.empty(4 << 20, dtype=torch.uint8)
+        b = torch.empty(2 << 20, dtype=torch.uint8)
+        del a, b
+
+    assert 6 << 20 <= cpu_peak_tensor_bytes(fn) < 7 << 20
+
+
+def test_path_parsing():
+    from ibmdn.bench import Path_
+    from ibmdn.errors import IbmdnError
+
+    p = Path_.parse("fused-compiled-cl")
+    assert p.fused and p.compiled and p.channels_last and p.dtype == torch.float32
+    assert Path_.parse("compiled-nchw").layout_optimization is False
+    assert Path_.parse("eager-bf16").dtype == torch.bfloat16
+    for bad in ("eager-compiled", "turbo", "eager-nchw"):
+        with pytest.raises(IbmdnError):
+            Path_.parse(bad)
+
+
+def test_bench_rows_table_plot_and_acceptance(tmp_path):
+    from ibmdn.bench import BenchConfig, acceptance, run_bench, summary_table
+    from ibmdn.plots import bench_figure
+    from ibmdn.results import read_table, write_table
+
+    cfg = BenchConfig(models=("ibmdn", "rfdn_aim"), paths=("eager", "fused"), impls=("unfold", "shift"),
+                      sizes=((16, 16),), threads=1, warmup=1, repeats=3, train=False)
+    df, extra = run_bench(cfg, log=lambda s: None)
+    assert not extra["errors"], extra["errors"]
+    path = write_table(df, tmp_path / "bench-cpu.csv", {"test": True})
+    back = read_table(path)
+    w = set(back.loc[back["model"] == "ibmdn", "weights"])
+    assert {"eager-unfold", "eager-shift", "fused-shift", "fused-unfold", "reference"} <= w
+    assert {"eager", "fused", "reference"} == set(back.loc[back["model"] == "rfdn_aim", "weights"])
+    assert {"latency", "latency_min", "peak_mem", "params", "macs"} <= set(back["metric"])
+    lat = back[back["metric"] == "latency"]
+    assert (lat["n_images"] == 3).all() and (lat["value"] > 0).all()
+    macs = back[(back["metric"] == "macs") & (back["model"] == "ibmdn")]["value"].iloc[0]
+    assert macs > 0
+    acc = acceptance(back, "lr16x16")
+    assert acc["reference_path"] == "eager-unfold" and set(acc["targets_met"]) == {
+        "latency_vs_peer", "latency_vs_reference", "memory_vs_reference"}
+    assert len(summary_table(back))
+    png = bench_figure(path, tmp_path / "bench-cpu.png")
+    assert png.stat().st_size > 1000
+
+
+def test_train_step_runs_and_updates_weights():
+    from ibmdn.bench import train_step_fn
+
+    model = build_model("ibmdn", scale=4)
+    before = model.conv_first.weight.detach().clone()
+    step = train_step_fn(model, 4, torch.device("cpu"), batch=2, hr=16)
+    step()
+    assert not torch.equal(before, model.conv_first.weight.detach())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_shift_and_fused_match_reference():
+    """On CUDA: shift (eager and compiled: inductor emits one Triton kernel) equals unfold, fused equals eager."""
+    from ibmdn.fuse import fuse_for_inference
+
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = torch.randn(2, 50, 33, 31, device=dev, requires_grad=True)
+    kern = torch.randn(2, 5, 9, 33, 31, device=dev, requires_grad=True)
+    for fn in (involution_shift, torch.compile(involution_shift)):
+        out = fn(x, kern, 3)
+        gx, gk = torch.autograd.grad(out.square().sum(), (x, kern))
+        ref = involution_unfold(x, kern, 3)
+        rx, rk = torch.autograd.grad(ref.square().sum(), (x, kern))
+        assert torch.allclose(out, ref, atol=1e-5)
+        assert torch.allclose(gx, rx, atol=1e-4) and torch.allclose(gk, rk, atol=1e-4)
+    model = _randomise_bn(build_model("ibmdn", scale=4)).eval().to(dev)
+    img = torch.rand(1, 3, 64, 48, device=dev)
+    with torch.inference_mode():
+        assert torch.allclose(fuse_for_inference(model)(img), model(img), atol=1e-5)

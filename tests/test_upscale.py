@@ -1,0 +1,192 @@
+"""``ibmdn upscale``: bad files, no overwriting, formats and bit depths, default weights, exact tiling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ibmdn.cli import main
+from ibmdn.data.io import read_image_info
+from ibmdn.models import build_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One CPU thread: these tests run many tiny forward passes, which two contended threads make crawl."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A (randomly initialised, seeded) ibmdn x2 state dict: what `ibmdn train` writes as final.pth."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "ibmdn_x2_test.pth"
+    torch.save(build_model("ibmdn", scale=2).state_dict(), path)
+    return path
+
+
+def _rgb(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _run(*argv) -> int:
+    return main(["upscale", *map(str, argv), "--no-progress"])
+
+
+def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
+    """Acceptance 5: good files written, the bad one named, exit status non-zero, nothing overwritten."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    Image.fromarray(_rgb(12, 10, 1)).save(src / "a.png")
+    Image.fromarray(_rgb(9, 14, 2)).save(src / "b.jpg", quality=95)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 3)
+    Image.fromarray(_rgb(8, 8, 3)).save(src / "c.png")
+    (src / "notes.txt").write_text("not an image, ignored in folders")
+    (out / "c.png").write_bytes(b"precious")  # an existing output
+    rc = _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out)
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "broken.png" in err and "c.png exists" in err and "--overwrite" in err
+    assert (out / "c.png").read_bytes() == b"precious"
+    assert not (out / "broken.png").exists() and not (out / "notes.png").exists()
+    a, b = read_image_info(out / "a.png"), read_image_info(out / "b.jpg")
+    assert (a.width, a.height, a.format) == (20, 24, "PNG")
+    assert (b.width, b.height, b.format) == (28, 18, "JPEG")
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
+    # with --overwrite and only good inputs: everything written, status 0
+    rc = _run(src / "c.png", src / "a.png", "--scale", 2, "--weights", checkpoint, "--out", out, "--overwrite")
+    assert rc == 0 and read_image_info(out / "c.png").width == 16
+
+
+def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
+    from ibmdn.upscale import _png16_bytes
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    (src / "deep.png").write_bytes(_png16_bytes(rng.integers(0, 65536, (10, 9, 3), dtype=np.uint16)))
+    Image.fromarray(_rgb(10, 9)[:, :, 0]).save(src / "gray.png")
+    rgba = np.dstack([_rgb(10, 9), np.full((10, 9), 255, np.uint8)])
+    rgba[:, :4, 3] = 0  # left part fully transparent
+    Image.fromarray(rgba).save(src / "alpha.png")
+    assert _run(src, "--scale", 2, "--weights", checkpoint, "--out", out) == 0
+    deep = read_image_info(out / "deep.png")
+    assert (deep.bits, deep.channels, deep.width, deep.height) == (16, 3, 18, 20)
+    from ibmdn.data.io import _decode_png16
+
+    samples = _decode_png16(out / "deep.png")
+    assert samples.dtype == np.uint16 and np.any(samples % 257 != 0)  # not an 8-bit image stretched
+    gray = read_image_info(out / "gray.png")
+    assert gray.channels == 1 and gray.bits == 8
+    with Image.open(out / "alpha.png") as im:
+        assert im.mode == "RGBA" and im.size == (18, 20)
+        a = np.asarray(im)[:, :, 3]
+    assert a[:, :6].max() <= 8 and a[:, 10:].min() >= 247
+
+
+def test_no_shipped_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import ibmdn.upscale as up
+
+    monkeypatch.setattr(up, "WEIGHTS_DIR", tmp_path / "none")
+    Image.fromarray(_rgb(8, 8)).save(tmp_path / "x.png")
+    rc = _run(tmp_path / "x.png", "--scale", 4, "--out", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert rc == 2 and "--weights" in err and "untrained" in err
+    assert not (tmp_path / "out" / "x.png").exists()
+
+
+def test_shipped_weights_found_described_and_checked(tmp_path, monkeypatch, checkpoint):
+    import ibmdn.upscale as up
+    from ibmdn.errors import ChecksumError
+    from ibmdn.fileio import sha256_file
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    pth = wdir / "ibmdn_x2_short.pth"
+    pth.write_bytes(checkpoint.read_bytes())
+    (wdir / "ibmdn_x2_smoke.pth").write_bytes(checkpoint.read_bytes())
+    meta = {"model": "ibmdn", "scale": 2, "profile": "short", "steps": 400, "val_set": "set5", "best_psnr": 33.1,
+            "weights_sha256": sha256_file(pth), "git": {"sha": "0123456789abcdef", "dirty": False},
+            "date_utc": "2026-11-26T12:00:00+00:00", "config": {"batch_size": 16, "patch_size": 96}}
+    (wdir / "ibmdn_x2_short.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(up, "WEIGHTS_DIR", wdir)
+    text = up.describe_shipped_weights()
+    assert "ibmdn_x2_short.pth" in text and "400 steps" in text and "33.10 dB" in text and "0123456789" in text
+    assert "ibmdn_x2_smoke.pth: no provenance file" in text
+    path, desc = up.resolve_weights("ibmdn", 2, None)
+    assert path == str(pth) and "short" in desc  # 'short' preferred over 'smoke'
+    code = "import sys; from ibmdn.cli import main; sys.exit(main(['upscale', '--help']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "Default weights" in out.stdout
+    meta["weights_sha256"] = "0" * 64
+    (wdir / "ibmdn_x2_short.json").write_text(json.dumps(meta))
+    with pytest.raises(ChecksumError):
+        up.resolve_weights("ibmdn", 2, None)
+
+
+def test_exact_tiles_equal_untiled():
+    """Acceptance 4 (tiling): tiled output equals untiled within 1e-4, CHFAB's global pooling included."""
+    from ibmdn.fuse import fuse_for_inference
+    from ibmdn.upscale import exact_tiling_supported, receptive_radius, tiled_exact
+
+    torch.manual_seed(0)
+    model = build_model("ibmdn", scale=2, pattern="BsIBs-III").eval()  # 2 blocks: receptive radius 19
+    g = torch.Generator().manual_seed(1)
+    for name, m in model.named_modules():  # trained-like statistics, and gates that depend on the pooling
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+        if name.endswith("attention.descriptor"):
+            m.weight.data.mul_(30)
+        if name.endswith("attention.bn_out"):
+            m.weight.data.mul_(10)
+    fused = fuse_for_inference(model)
+    assert exact_tiling_supported(fused) and not exact_tiling_supported(model)
+    assert receptive_radius(fused) == 19
+    # a non-stationary image (dark top-left, bright bottom-right): per-tile statistics differ from the image's
+    ramp = torch.linspace(0, 1, 70)[:, None] * torch.linspace(0, 1, 61)[None, :]
+    x = (0.7 * ramp + 0.3 * torch.rand(1, 3, 70, 61, generator=g)).clamp(0, 1)
+    with torch.inference_mode():
+        ref = model(x)
+        out = tiled_exact(fused, x, 2, tile=16)
+        naive = torch.zeros_like(ref)
+        from ibmdn.upscale import tiled_approx
+
+        def sink(y0, y1, x0, x1, core):
+            naive[:, :, 2 * y0:2 * y1, 2 * x0:2 * x1] = core
+
+        tiled_approx(fused, x, 2, 16, 19, sink)
+    err, naive_err = (out - ref).abs().max().item(), (naive - ref).abs().max().item()
+    assert err < 1e-4, err
+    # per-tile statistics (one pass, same context) differ by far more than float rounding: the test has
+    # teeth (an untrained network's output depends only weakly on its attention, hence the ratio)
+    assert naive_err > 20 * err and naive_err > 1e-5, (naive_err, err)
+
+
+@pytest.mark.slow
+def test_4k_input_upscales_under_4_gb(tmp_path, checkpoint):
+    """Acceptance 4 (memory): a 3840x2160 input at x4 on CPU, peak resident memory of the process < 4 GB."""
+    torch.manual_seed(0)
+    ck = tmp_path / "ibmdn_x4.pth"
+    torch.save(build_model("ibmdn", scale=4).state_dict(), ck)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (2160, 3840, 3), dtype=np.uint8)).save(tmp_path / "4k.png")
+    code = ("import resource, sys; from ibmdn.cli import main; "
+            f"rc = main(['upscale', {str(tmp_path / '4k.png')!r}, '--scale', '4', '--weights', {str(ck)!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--approx-tiles', '--tile', '256', '--no-progress']); "
+            "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    kib = int(res.stdout.split("maxrss_kib")[1].split()[0])
+    assert kib < 4 * 2**20, f"peak RSS {kib / 2**20:.2f} GiB"
+    info = read_image_info(tmp_path / "out" / "4k.png")
+    assert (info.width, info.height) == (15360, 8640)
