@@ -15,9 +15,10 @@ limits it.
    1x1 of the i-th refinement operator read the same tensor (BSConv's pointwise conv, the involution's
    kernel-generator conv): their weights are stacked into one conv and the output is split by channels
    (a channel slice of a batch-1 NCHW tensor is a free view).
-3. **BSConv-S's two pointwise convs merged** (``merge_bsconv_s``): ``pw2 @ pw1`` is one ``C -> C``
-   1x1 (more multiply-adds, 2500 vs 1300 per pixel at 50 channels, but one pass instead of two; on CPU
-   the single larger GEMM is the faster one when stacked with the distillation conv).
+3. **BSConv-S's two pointwise convs merged** (``merge_bsconv_s``, off by default): ``pw2 @ pw1`` is one
+   ``C -> C`` 1x1: one pass instead of two, but more multiply-adds (2,500 vs 1,300 per pixel at 50
+   channels; IBMDN at LR 128x128: 3.00 G instead of 2.76 G). The 1x1 convolutions are compute-bound on
+   CPU (~30 G multiply-adds/s per core), and the merged form measured ~5-8 % slower there.
 4. **CHFAB head merged into the block's fusion conv** (``merge_chfab_head``): the 1x1 fusion
    ``100 -> 50`` and CHFAB's (BN-folded) head pointwise ``50 -> 16`` compose to one ``100 -> 66`` conv.
 5. **Global fusion computed incrementally.** ``fuse(cat(F1..Fn))`` is ``sum_k W_k F_k + b``: each block
@@ -283,7 +284,7 @@ class FusedRFDB(nn.Module):
     this block's *input*.
     """
 
-    def __init__(self, m: RFDB, merge_bsconv_s: bool = True, merge_chfab_head: bool = True,
+    def __init__(self, m: RFDB, merge_bsconv_s: bool = False, merge_chfab_head: bool = True,
                  impl: str | None = None):
         super().__init__()
         self.ops = nn.ModuleList(_Op(op, merge_bsconv_s, impl) for op in [*m.refine, m.last])
@@ -388,7 +389,7 @@ class FusedRFDB(nn.Module):
 class FusedDistillationSR(nn.Module):
     """:class:`~ibmdn.models.skeleton.DistillationSR` with the global fusion computed incrementally."""
 
-    def __init__(self, m: DistillationSR, merge_bsconv_s: bool = True, merge_chfab_head: bool = True,
+    def __init__(self, m: DistillationSR, merge_bsconv_s: bool = False, merge_chfab_head: bool = True,
                  impl: str | None = None):
         super().__init__()
         self.input_repeat = m.input_repeat
@@ -447,7 +448,7 @@ class FusedDistillationSR(nn.Module):
         return self.upsample(body)
 
 
-def _fuse_children(module: nn.Module, impl: str | None, merge_bsconv_s: bool = True,
+def _fuse_children(module: nn.Module, impl: str | None, merge_bsconv_s: bool = False,
                    merge_chfab_head: bool = True) -> nn.Module:
     """Replace, recursively and in place, the supported sub-modules of ``module``; returns it."""
     kw = {"merge_bsconv_s": merge_bsconv_s, "merge_chfab_head": merge_chfab_head, "impl": impl}
@@ -475,7 +476,7 @@ def _refuse_train(self, mode: bool = True):
     return nn.Module.train(self, False)
 
 
-def fuse_for_inference(model: nn.Module, *, impl: str | None = "shift", merge_bsconv_s: bool = True,
+def fuse_for_inference(model: nn.Module, *, impl: str | None = "shift", merge_bsconv_s: bool = False,
                        merge_chfab_head: bool = True) -> nn.Module:
     """An eval-only copy of ``model`` with the rewrites of the module docstring applied.
 

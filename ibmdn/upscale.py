@@ -465,7 +465,7 @@ def _quantize(t, bits: int):
     """float ``1 x C x h x w`` tensor in [0, 1] -> numpy ``h x w x C`` (uint8: round half up, as the metrics)."""
     import torch
 
-    t = t[0].float().clamp_(0.0, 1.0)
+    t = t[0].float().clamp(0.0, 1.0)
     if bits == 16:
         return torch.floor(t * 65535.0 + 0.5).to(torch.int32).permute(1, 2, 0).numpy().astype("uint16")
     return torch.floor(t * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
@@ -575,6 +575,9 @@ def upscale_command(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.model} x{args.scale} ({desc}) on {device}, {args.precision}; {len(files)} file(s) -> {out_dir}",
           file=sys.stderr)
+    if not exact_ok and not opts.approx_tiles and opts.tile >= 0:
+        print("note: this network cannot be tiled exactly (unfused, or ESA's strided attention); large images are "
+              "tiled with per-tile statistics", file=sys.stderr)
     planned: dict[Path, Path] = {}
     written = 0
     bar = tqdm(files, unit="img", disable=args.no_progress, desc="upscale")

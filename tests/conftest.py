@@ -61,3 +61,13 @@ def lpips_backbones(tmp_path_factory):
         yield folder
     lpips.get_lpips.cache_clear()
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (minutes on 2 CPU cores) run only with ``IBMDN_SLOW=1`` or ``-m slow``."""
+    if os.environ.get("IBMDN_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow on CPU: set IBMDN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

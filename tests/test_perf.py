@@ -108,7 +108,7 @@ def test_fuse_for_inference_is_exact(name, impls):
     x = torch.rand(1, 3, 20, 17)  # ESA (rfdn_aim) needs >= 17 pixels
     with torch.no_grad():
         ref = model(x)
-        for kw in ({}, {"merge_bsconv_s": False, "merge_chfab_head": False}):
+        for kw in ({}, {"merge_bsconv_s": True}, {"merge_bsconv_s": False, "merge_chfab_head": False}):
             for impl in impls:
                 fused = fuse_for_inference(model, impl=impl, **kw)
                 out = fused(x)

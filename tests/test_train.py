@@ -168,7 +168,8 @@ def test_vgg16_layer_indices_match_torchvision():
     names = vgg16_layer_names()
     assert (names["relu2_2"], names["conv5_3"], names["relu5_3"]) == (8, 28, 29)
     ours = vgg16_features(names["relu5_3"])
-    ref = torchvision.models.vgg16(weights=None).features[:30]
+    with torch.device("meta"):  # structure only: no 138M-parameter initialisation
+        ref = torchvision.models.vgg16(weights=None).features[:30]
     assert [type(m) for m in ours] == [type(m) for m in ref]
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in ref.state_dict().items()
