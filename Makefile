@@ -57,7 +57,7 @@ DEVICE_NOTEBOOKS := table1 table2 table3 table4 table5 table6 figures
 PAPERMILL_ARGS ?= --cwd notebooks --kernel python3 --no-progress-bar --log-level WARNING
 
 # nbval re-executes the committed notebooks with their default parameters in a scratch copy of notebooks/
-# and results/ (NBVAL_DIR), so that `make test` never overwrites results/ or figures/; runs/ trained there are
+# and results/ (NBVAL_DIR), so that nbval never overwrites results/ or figures/; runs/ trained there are
 # kept between runs (NBVAL_DIR/runs). Deterministic outputs are compared exactly, the rest is marked
 # NBVAL_IGNORE_OUTPUT in the notebooks or sanitised by tests/nbval_sanitize.cfg.
 NBVAL_DIR ?= $(ROOT)/.cache/nbval

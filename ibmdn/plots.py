@@ -317,17 +317,25 @@ def tradeoff_figure(csv_path, png_path) -> Path:
     if has_latency:
         ax2 = axes[1]
         g = df[df["latency_ms"].notna()]
-        ax2.scatter(g["latency_ms"], g["psnr"], c="tab:green", s=40, zorder=3)
-        _place_labels(ax2, [(r.latency_ms, r.psnr, f"{r.label} ({r.params / 1e3:.0f}K)", "tab:green")
-                            for r in g.itertuples(index=False)])
+        labels2 = []
+        for kind, st in _TRADE_STYLE.items():
+            k = g[g["kind"] == kind]
+            if k.empty:
+                continue
+            ax2.scatter(k["latency_ms"], k["psnr"], marker=st["marker"], s=40, zorder=3,
+                        facecolors=st["color"] if st["filled"] else "none", edgecolors=st["color"])
+            note = " (claimed PSNR)" if kind.startswith("paper") else ""
+            labels2 += [(r.latency_ms, r.psnr, f"{r.label} ({r.params / 1e3:.0f}K){note}", st["color"])
+                        for r in k.itertuples(index=False)]
+        _place_labels(ax2, labels2)
         src = sorted({str(v).split(":")[0] for v in g["latency_source"]})
         inputs = sorted({str(v).rsplit(", ", 1)[-1] for v in g["latency_source"]})
-        ax2.set_xlabel(f"latency per image (ms; {', '.join(src)}, input {', '.join(inputs)}, batch 1, "
-                       "fastest execution path per model)")
+        ax2.set_xlabel(f"CPU latency per image (ms), input {', '.join(inputs)}, batch 1\n"
+                       f"({', '.join(src)}: the fastest execution path of each model)")
         ax2.set_ylabel(f"PSNR-Y on {dataset.capitalize()} x{scale} (dB)")
         ax2.grid(alpha=0.3)
-        ax2.margins(x=0.15, y=0.1)
-        ax2.set_title("quality vs speed (measured checkpoints)", fontsize=10)
+        ax2.margins(x=0.3, y=0.12)
+        ax2.set_title("quality vs speed (CPU latency measured here)", fontsize=10)
     else:
         ax.text(0.01, 0.01, "latency: not measured yet (no ibmdn bench CSV)", transform=ax.transAxes, fontsize=7,
                 color="0.4")
