@@ -502,10 +502,15 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 def git_info() -> dict[str, Any]:
-    """``{"sha": ..., "dirty": ...}`` of the repository holding the package (None outside git)."""
+    """``{"sha": ..., "dirty": ...}`` of the repository holding the package.
+
+    Outside git (a copy of the tree on another machine, e.g. a lent GPU) the sha comes from
+    ``$IBMDN_GIT_SHA`` when the caller sets it (recorded as such), else None.
+    """
     root = _repo_root()
     if root is None:
-        return {"sha": None, "dirty": None}
+        sha = os.environ.get("IBMDN_GIT_SHA") or None
+        return {"sha": sha, "dirty": None, "sha_from": "IBMDN_GIT_SHA"} if sha else {"sha": None, "dirty": None}
     sha = _git("rev-parse", "HEAD", cwd=root)
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
     return {"sha": sha, "dirty": None if status is None else bool(status)}

@@ -328,8 +328,15 @@ def train(
     weights_root=None,
     cache_dir=None,
     progress: bool = True,
+    time_limit: float = 0.0,
 ) -> dict[str, Any]:
     """Train ``model_name`` at ``scale`` with recipe ``cfg``; returns a summary (also in ``final.json``).
+
+    ``time_limit`` (minutes, 0: none) ends the run early, after the step during which this session's
+    wall time passed the limit: it validates, writes ``last.pth`` (so ``--resume`` continues the same
+    recipe) and finishes as usual; ``final.json`` then records ``stopped_early`` and the steps actually
+    run (the recipe's ``iterations`` is unchanged, so the lr schedule is the recipe's). It is not part of
+    the recipe: a time-limited run is the first ``steps`` iterations of the full one.
 
     Raises:
         TrainError / ConfigError / TrainDataError: bad user input (one-line CLI errors).
@@ -341,7 +348,8 @@ def train(
     dev = local_device(dev, info)
     try:
         return _train(
-            model_name, scale, cfg, out, resume, dev, info, data_root, weights_root, cache_dir, progress
+            model_name, scale, cfg, out, resume, dev, info, data_root, weights_root, cache_dir, progress,
+            time_limit,
         )
     finally:
         cleanup(info)
@@ -359,6 +367,7 @@ def _train(
     weights_root,
     cache_dir,
     progress,
+    time_limit=0.0,
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
@@ -482,6 +491,7 @@ def _train(
     t_run = time.perf_counter()
     elapsed0 = state.elapsed
     lr = lr_at(cfg, state.step)
+    stopped_early = False
     try:
         it = iter(loader)
         for step in range(state.step, cfg.iterations):
@@ -497,8 +507,12 @@ def _train(
             done = step + 1
             state.step = done
             bar.update(1)
+            if time_limit > 0:  # every process decides alike (rank 0's clock), so DDP stays in step
+                over = time.perf_counter() - t_run > time_limit * 60
+                stopped_early = broadcast_float(float(over), info, device) > 0.5 and done < cfg.iterations
+            end = done == cfg.iterations or stopped_early
 
-            is_val = cfg.val_every > 0 and (done % cfg.val_every == 0 or done == cfg.iterations)
+            is_val = cfg.val_every > 0 and (done % cfg.val_every == 0 or end)
             if is_val:
                 psnr = validate(task, cfg, scale, device, data_root, cache_dir) if info.is_main else 0.0
                 psnr = broadcast_float(psnr, info, device)
@@ -517,7 +531,7 @@ def _train(
                             },
                             run_dir / "best.pth",
                         )
-            if done % cfg.log_every == 0 or done == cfg.iterations or is_val:
+            if done % cfg.log_every == 0 or end or is_val:
                 means = mean_over_ranks({k: float(v) / n_acc for k, v in acc.items()}, info, device)
                 now = time.perf_counter()
                 row = {
@@ -535,7 +549,7 @@ def _train(
                     post["val"] = f"{state.last_psnr:.2f}dB"
                 bar.set_postfix(post, refresh=False)
                 acc, n_acc, data_time, t_interval = {}, 0, 0.0, time.perf_counter()
-            if done % cfg.ckpt_every == 0 or done == cfg.iterations:
+            if done % cfg.ckpt_every == 0 or end:
                 state.elapsed = elapsed0 + time.perf_counter() - t_run
                 if info.is_main:
                     atomic_torch_save(
@@ -555,19 +569,23 @@ def _train(
                         },
                         last_path,
                     )
+            if stopped_early:
+                break
     finally:
         bar.close()
 
     state.elapsed = elapsed0 + time.perf_counter() - t_run
     summary = (
-        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device) if info.is_main else {}
+        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device, stopped_early)
+        if info.is_main
+        else {}
     )
     barrier(info)
     return summary
 
 
 def _finish(
-    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device
+    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device, stopped_early=False
 ) -> dict[str, Any]:
     """``final.pth`` (weights only) and ``final.json`` (provenance, budget, validation, log rows)."""
     from ibmdn.models import count_params
@@ -582,6 +600,8 @@ def _finish(
         "budget": cfg.budget,
         "params": count_params(task.generator),
         "steps": state.step,
+        "stopped_early": bool(stopped_early),
+        "hr_pixels_seen": state.step * cfg.batch_size * cfg.patch_size**2,
         "wall_s": round(state.elapsed, 1),
         "val_set": cfg.val_set,
         "val_psnr": None if math.isnan(state.last_psnr) else state.last_psnr,
@@ -679,6 +699,7 @@ def train_command(args) -> int:
         args.data_root,
         args.weights_root,
         progress=not args.no_progress,
+        time_limit=args.time_limit,
     )
     if summary:
         val = (
