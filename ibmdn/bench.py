@@ -11,8 +11,11 @@ and one thread count:
   ones, batch 1, under ``torch.inference_mode``; ``latency_min`` and ``latency_iqr`` beside it. CPU:
   ``time.perf_counter`` around each call; CUDA: CUDA events (as :func:`ibmdn.metrics.complexity.latency`,
   which returns only the median);
-* ``peak_mem`` (MiB): CUDA: ``torch.cuda.max_memory_allocated`` over one forward pass after a reset,
-  minus what was allocated before it (so weights and input are excluded, on both devices). CPU:
+* ``peak_mem`` (MiB): CUDA: ``torch.cuda.max_memory_allocated`` over the whole life of the path (moving
+  the model and input to the GPU, compiling, capturing, warm-up and timed passes) minus what was allocated
+  before it: weights and input are included (under 3 MiB for these networks) and so is a CUDA graph's
+  private memory pool, which a reset after warm-up would hide (compiled paths then read 0: the first
+  CUDA run, 2026-11-26, measured it that way and its compiled-path memory is void). CPU:
   PyTorch keeps no counter, so the forward pass runs under ``torch.profiler`` with
   ``profile_memory=True`` and the allocation / free events of PyTorch's CPU allocator are replayed in
   time order; the peak of the running sum is the peak of tensor memory the pass adds (activations,
@@ -325,11 +328,20 @@ def _profile_table(fn: Callable[[], object], rows: int = 25) -> str:
 def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.device, example: torch.Tensor,
              cfg: BenchConfig) -> tuple[list[float], dict[str, float], float, str | None]:
     """(times, memory, compile seconds, profile table or None) of one model on one path."""
+    if device.type == "cuda":  # whole-path peak (see the module docstring)
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
     fn, x, compile_s = prepare(model, path, impl, device, example)
     prof = None
     with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
         times = time_calls(lambda: fn(x), device, cfg.warmup, cfg.repeats)
-        mem = peak_memory(lambda: fn(x), device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            mem = {"peak_mem": (torch.cuda.max_memory_allocated(device) - base) / MIB}
+        else:
+            mem = peak_memory(lambda: fn(x), device)
         if cfg.profile and device.type == "cpu":
             prof = _profile_table(lambda: fn(x))
     return times, mem, compile_s, prof
@@ -563,8 +575,8 @@ def bench_command(args) -> int:
         print(cost.to_string(float_format=lambda v: f"{v:,.0f}"))
         print(summary_table(df).to_string())
     for a in accept:
-        print(f"acceptance ({a['dataset']}): ibmdn {a['model_path']} {a['model_ms']:.1f} ms; "
-              f"{a['peer']} {a['peer_path']} {a['peer_ms']:.1f} ms -> {a.get('latency_vs_peer', float('nan')):.2f}x; "
+        print(f"acceptance ({a['dataset']}): ibmdn {a['model_path']} {a['model_ms'] or float('nan'):.1f} ms; "
+              f"{a['peer']} {a['peer_path']} {a['peer_ms'] or float('nan'):.1f} ms -> {a.get('latency_vs_peer', float('nan')):.2f}x; "
               f"unfold reference {a['reference_path']} {a['reference_ms'] or float('nan'):.1f} ms -> "
               f"{a.get('latency_vs_reference', float('nan')):.2f}x; peak memory vs eager-unfold "
               f"{a.get('memory_vs_reference', float('nan')):.2f}x; targets (<= 0.5x) met: {a['targets_met']}")
