@@ -504,13 +504,16 @@ def _git(*args: str, cwd: Path) -> str | None:
 def git_info() -> dict[str, Any]:
     """``{"sha": ..., "dirty": ...}`` of the repository holding the package.
 
-    Outside git (a copy of the tree on another machine, e.g. a lent GPU) the sha comes from
-    ``$IBMDN_GIT_SHA`` when the caller sets it (recorded as such), else None.
+    ``$IBMDN_GIT_SHA``, when set, wins and is recorded as such (``sha_from``): a copy of the tree on
+    another machine (a lent GPU) may carry a stale ``.git`` whose HEAD is not the code being run (seen on
+    the first device runs of 2026-11-26), so the caller that made the copy states the commit.
     """
+    env_sha = os.environ.get("IBMDN_GIT_SHA")
+    if env_sha:
+        return {"sha": env_sha, "dirty": None, "sha_from": "IBMDN_GIT_SHA"}
     root = _repo_root()
     if root is None:
-        sha = os.environ.get("IBMDN_GIT_SHA") or None
-        return {"sha": sha, "dirty": None, "sha_from": "IBMDN_GIT_SHA"} if sha else {"sha": None, "dirty": None}
+        return {"sha": None, "dirty": None}
     sha = _git("rev-parse", "HEAD", cwd=root)
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
     return {"sha": sha, "dirty": None if status is None else bool(status)}

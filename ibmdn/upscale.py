@@ -100,9 +100,12 @@ def _describe(s: Shipped) -> str:
     for key in ("batch_size", "patch_size"):
         if cfg.get(key) is not None:
             parts.append(f"{key.replace('_', ' ')} {cfg[key]}")
+    if m.get("stopped_early"):
+        parts.append(f"stopped by --time-limit (recipe: {cfg.get('iterations')} iterations)")
     if m.get("train_sets"):
         sets = m["train_sets"]
-        parts.append("trained on " + (", ".join(sets) if isinstance(sets, list) else str(sets)))
+        n = f"{m['train_images']} images of " if m.get("train_images") else ""
+        parts.append(f"trained on {n}" + (", ".join(sets) if isinstance(sets, list) else str(sets)))
     psnr = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
     if psnr is not None:
         parts.append(f"{m.get('val_set', 'val')} PSNR-Y {float(psnr):.2f} dB")
@@ -111,7 +114,9 @@ def _describe(s: Shipped) -> str:
         parts.append(f"git {git[:10]}" + ("+dirty" if (m.get("git") or {}).get("dirty") else ""))
     if m.get("date_utc"):
         parts.append(str(m["date_utc"]))
-    if m.get("budget"):
+    if m.get("hr_pixels_seen"):
+        parts.append(f"{m['hr_pixels_seen'] / 1e9:.1f} G HR pixels seen")
+    elif m.get("budget"):
         parts.append(f"budget: {m['budget']}")
     return f"  {s.path.name} ({s.model} x{s.scale}): " + "; ".join(parts)
 
@@ -156,7 +161,33 @@ def resolve_weights(model: str, scale: int, weights: str | None) -> tuple[str, s
         got = sha256_file(s.path)
         if got != digest:
             raise ChecksumError(f"{s.path}: sha256 {got} differs from its provenance file's {digest}")
+    warning = below_bicubic(s)
+    if warning:
+        print(f"ibmdn upscale: warning: {warning}", file=sys.stderr)
     return str(s.path), f"shipped {s.path.name}"
+
+
+def below_bicubic(s: Shipped) -> str | None:
+    """A warning when shipped weights validated below bicubic interpolation (undertrained), else None.
+
+    The comparison is on the validation set of the weights' own provenance (Set5 PSNR-Y) against the
+    published bicubic value of ``ibmdn/reported/published.csv``; users get told rather than silently
+    served an image worse than plain interpolation.
+    """
+    from ibmdn.results import reported
+
+    m = s.meta or {}
+    psnr = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
+    if psnr is None:
+        return None
+    ref = reported("bicubic", source="published")
+    ref = ref[(ref["scale"] == s.scale) & (ref["dataset"] == str(m.get("val_set", "Set5")).lower())
+              & (ref["metric"] == "psnr")]
+    if ref.empty or float(psnr) >= float(ref["value"].iloc[0]):
+        return None
+    return (f"{s.path.name} scores {float(psnr):.2f} dB PSNR-Y on {m.get('val_set')}, below bicubic "
+            f"interpolation ({float(ref['value'].iloc[0]):.2f} dB): these weights are undertrained "
+            f"({m.get('steps')} steps); pass --weights PATH for better ones")
 
 
 # ------------------------------------------------------------------------------------------- images

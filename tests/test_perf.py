@@ -234,3 +234,30 @@ def test_cuda_shift_and_fused_match_reference():
     img = torch.rand(1, 3, 64, 48, device=dev)
     with torch.inference_mode():
         assert torch.allclose(fuse_for_inference(model)(img), model(img), atol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_committed_bench_tables_are_consistent(device):
+    """results/bench-<device>.csv: schema, provenance (commit, device), and the acceptance ratios stored
+    in its sidecar recomputed from its own rows (nothing typed in)."""
+    from pathlib import Path
+
+    from ibmdn.bench import acceptance
+    from ibmdn.results import read_meta, read_table
+
+    path = Path(__file__).resolve().parents[1] / "results" / f"bench-{device}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not committed")
+    df = read_table(path, "long")
+    prov = read_meta(path)["provenance"]
+    assert len(prov["git"]["sha"]) == 40 and prov["device"]["cpu_count"] >= 1
+    if device == "cuda":
+        assert prov["device"]["cuda"].startswith("NVIDIA")
+    for stored in prov["acceptance"]:
+        again = acceptance(df, stored["dataset"])
+        for k in ("latency_vs_peer", "latency_vs_reference", "memory_vs_reference"):
+            if k in stored:
+                assert again[k] == pytest.approx(stored[k], abs=1e-3), k  # CSV keeps 1 us
+    mem = df[(df["metric"] == "peak_mem") & df["weights"].str.contains("compiled")]
+    if device == "cuda":  # whole-path memory: a CUDA graph's pool is counted, never 0
+        assert (mem["value"] > 0).all()

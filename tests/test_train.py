@@ -294,3 +294,34 @@ def test_loader_benchmark(data_root, capsys, monkeypatch, keep_threads):
         == 0
     )
     assert "batches/s" in capsys.readouterr().out
+
+
+def test_time_limit_stops_validates_and_resumes(tmp_path, data_root, keep_threads):
+    """--time-limit ends the run after the step that crossed it: validated, checkpointed, resumable."""
+    import json
+
+    from ibmdn.train.trainer import train
+
+    cfg = dataclasses.replace(
+        PROFILES["smoke"],
+        train_sets="T91",
+        iterations=50,
+        val_every=1000,
+        ckpt_every=1000,
+        threads=1,
+        model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"},
+    )
+    # a limit of ~0 s: the run stops after its first step
+    summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False,
+                    time_limit=1e-6)
+    meta = json.loads((tmp_path / "final.json").read_text())
+    assert summary["steps"] == 1 and meta["stopped_early"] is True
+    assert meta["hr_pixels_seen"] == cfg.batch_size * cfg.patch_size**2
+    assert math.isfinite(summary["val_psnr"]) and [h["step"] for h in meta["val_history"]] == [1]
+    ck = torch.load(tmp_path / "last.pth", map_location="cpu", weights_only=True)
+    assert ck["step"] == 1
+    # resumed without a limit, it runs the recipe's remaining steps
+    summary = train("ibmdn", 2, cfg, out=tmp_path, resume=True, device="cpu", data_root=data_root,
+                    progress=False)
+    meta = json.loads((tmp_path / "final.json").read_text())
+    assert summary["steps"] == 50 and meta["stopped_early"] is False
