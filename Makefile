@@ -2,8 +2,8 @@
 #
 #   make setup      create .venv (torch first, from TORCH_SPEC), install the package with its extras
 #   make backbones  store the LPIPS AlexNet/VGG16 backbones under IBMDN_BACKBONES (writable cache)
-#   make test       setup + backbones, then pytest (CPU); fails on any failure
-#   make nbval      nbval on every notebook (re-executed in a scratch copy with default parameters)
+#   make test       setup + backbones, then pytest (CPU) on tests/ and nbval on every notebook; fails on any failure
+#   make nbval      nbval alone (the notebooks re-executed in a scratch copy with default parameters)
 #   make paper      setup + backbones, then run every notebook (papermill, PROFILE=smoke|short|paper):
 #                   results/*.csv (+ .meta.json), figures/*.png, results/notebooks/*.ipynb, README tables
 #   make notebooks  re-execute notebooks/*.ipynb in place with their default parameters (the stored outputs
@@ -85,11 +85,10 @@ $(BACKBONES_STAMP): $(STAMP)
 	"$(VENV)/bin/ibmdn" weights prepare-lpips
 	@touch "$@"
 
-test: setup backbones
-	cd "$(ROOT)" && "$(VPY)" -m pytest $(PYTEST_ARGS) tests
+# one pytest session: the unit tests, then nbval on the notebooks (scratch copies, default parameters)
+test: setup backbones nbval-scratch
+	cd "$(ROOT)" && "$(VPY)" -m pytest $(PYTEST_ARGS) tests "$(NBVAL_DIR)/notebooks" $(NBVAL_ARGS)
 
-# nbval on every notebook (re-executes them with the smoke profile; not yet part of `make test`: its CI
-# time is being sized)
 nbval: setup backbones nbval-scratch
 	cd "$(ROOT)" && "$(VPY)" -m pytest $(PYTEST_ARGS) "$(NBVAL_DIR)/notebooks" $(NBVAL_ARGS)
 

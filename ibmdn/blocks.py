@@ -20,7 +20,7 @@ paper's parameter counts (494K, 161K) are met exactly only by an involution over
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ibmdn.results import dumps_json, read_table, write_table  # noqa: E402
+from ibmdn.results import dumps_json, read_table, write_table
 
 
 def _sha_from_log(folder: Path) -> str:

@@ -13,21 +13,10 @@
 # git, named in the run's carry): .gpu/data/{train/T91,train/BSD200 (first 100),benchmark/Set5} and
 # .gpu/backbones/vgg16_features.pth (layers up to relu2_2 of the prepared VGG16, with its sha256).
 # Knobs: TRAIN_MIN (minutes per training run, default 4), BENCH_S / TEST_S (step time limits).
-set -uo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-python3}
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export IBMDN_DATA=${IBMDN_DATA:-$PWD/.gpu/data} IBMDN_BACKBONES=${IBMDN_BACKBONES:-$PWD/.gpu/backbones}
-export IBMDN_CACHE=${IBMDN_CACHE:-/tmp/ibmdn_cache}
+source "$(dirname "$0")/gpu_common.sh"
 TRAIN_MIN=${TRAIN_MIN:-4}
 BENCH_S=${BENCH_S:-210}
 TEST_S=${TEST_S:-60}
-DEVICE=${DEVICE:-cuda}
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
-stamp() { echo "== [$(( $(date +%s) - t0 )) s] $*"; }
 
 stamp "environment (git sha ${IBMDN_GIT_SHA:-unknown})"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true

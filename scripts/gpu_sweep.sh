@@ -4,19 +4,8 @@
 # acceptance 3, which needs ~15 min per run on the 2-core CPU), then `ibmdn bench` again (the
 # training step too; compiled paths' peak memory now measured over the whole path).
 # Output ($OUT or ./gpu_out): log.txt, sweep.tgz (runs/sweep/*/{final.json,log.csv,config.json}), bench.tgz.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-python3}
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export IBMDN_DATA=${IBMDN_DATA:-$PWD/.gpu/data} IBMDN_BACKBONES=${IBMDN_BACKBONES:-$PWD/.gpu/backbones}
-export IBMDN_CACHE=${IBMDN_CACHE:-/tmp/ibmdn_cache}
-DEVICE=${DEVICE:-cuda}
+source "$(dirname "$0")/gpu_common.sh"
 SWEEP_MIN=${SWEEP_MIN:-2.5}
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
-stamp() { echo "== [$(( $(date +%s) - t0 )) s] $*"; }
 stamp "environment (git sha ${IBMDN_GIT_SHA:-unknown})"
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 

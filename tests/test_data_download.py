@@ -32,7 +32,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output clean
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         st = self.state
         rng = self.headers.get("Range")
         st.requests.append((self.path, rng))

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from test_data_io import png16, png_header_only
 
 from ibmdn.cli import main
 from ibmdn.evaluate import evaluate, forward_ensemble, forward_tiled, summarize, weights_tag
 from ibmdn.metrics.quality import Protocol
 from ibmdn.models import build_model
-from test_data_io import png16, png_header_only
 
 RNG = np.random.default_rng(0)
 
@@ -139,7 +139,7 @@ def test_self_ensemble_of_symmetric_model_is_neutral():
     x = torch.rand(1, 3, 20, 26)
     torch.testing.assert_close(forward_ensemble(m, x), m(x), atol=1e-6, rtol=0)
     # the transforms are undone: a non-symmetric "model" (shift) survives the ensemble unchanged
-    shift = lambda t: torch.roll(t, 1, dims=-1)  # noqa: E731
+    shift = lambda t: torch.roll(t, 1, dims=-1)
     y = forward_ensemble(shift, x)
     assert y.shape == x.shape
 

@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from ibmdn.metrics.complexity import (
-    count_macs, count_params, latency, lr_size_for_output, macs_at_output, peak_memory,
+    count_macs,
+    count_params,
+    latency,
+    lr_size_for_output,
+    macs_at_output,
+    peak_memory,
 )
 
 

@@ -12,7 +12,7 @@ from ibmdn.attention.cca import CCA, contrast_and_mean
 from ibmdn.attention.chfab import CHFAB
 from ibmdn.attention.esa import ESA
 
-__all__ = ["CCA", "CHFAB", "ESA", "contrast_and_mean", "make_attention", "ATTENTIONS"]
+__all__ = ["ATTENTIONS", "CCA", "CHFAB", "ESA", "contrast_and_mean", "make_attention"]
 
 ATTENTIONS = ("none", "cca", "esa", "esa_bsrn", "hfab", "chfab")
 

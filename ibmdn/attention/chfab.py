@@ -60,7 +60,7 @@ class CHFAB(nn.Module):
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The sigmoid attention in [0, 1], same shape as ``x`` (for visualisation)."""
-        act = lambda t: F.leaky_relu(t, self.negative_slope)  # noqa: E731
+        act = lambda t: F.leaky_relu(t, self.negative_slope)
         f = self.head(self.bn_in(x)) * torch.sigmoid(self.descriptor(contrast_and_mean(x)))
         f = act(f)
         f = act(f + self.erb[0](f))

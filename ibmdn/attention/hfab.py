@@ -40,15 +40,15 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "RRRB",
     "ERB",
-    "ERBDeploy",
     "HFAB",
+    "RRRB",
+    "ERBDeploy",
     "HFABDeploy",
+    "bn_scale_shift",
+    "pad_with",
     "reparameterize",
     "reparameterize_",
-    "pad_with",
-    "bn_scale_shift",
 ]
 
 NEGATIVE_SLOPE = 0.1  # FMEN's LeakyReLU slope

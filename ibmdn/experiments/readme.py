@@ -170,8 +170,100 @@ def render_paper_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\n" + markdown_table(header, rows, align)
 
 
+def _device_words(prov: dict) -> str:
+    dev = prov.get("device") or {}
+    return dev.get("cuda") or f"{dev.get('cpu', 'CPU')}"
+
+
+def render_bench(df: pd.DataFrame) -> str:
+    """Per input size: each model's fastest inference path (latency, peak memory), its cost and train step."""
+    prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
+    par = prov.get("parameters") or {}
+    out = [f"`ibmdn bench` on {_device_words(prov)} ({prov.get('threads')} threads), x{par.get('scale')}, batch 1, "
+           f"fp32, median of {par.get('repeats')} after {par.get('warmup')} warm-up; paths measured: "
+           f"{', '.join(par.get('paths', []))}; involution: {', '.join(par.get('impls', []))}; commit "
+           f"`{str((prov.get('git') or {}).get('sha'))[:10]}`, {str(prov.get('date_utc', ''))[:10]}."]
+    val = {(r.model, r.weights, r.dataset, r.metric): r.value for r in df.itertuples(index=False)}
+    params = {m: v for (m, w, d, k), v in val.items() if k == "params"}
+    train = df[df["metric"] == "train_step"]
+    for ds in sorted(d for d in df["dataset"].dropna().unique() if str(d).startswith("lr")):
+        lat = df[(df["dataset"] == ds) & (df["metric"] == "latency")]
+        rows = []
+        for model, g in lat.groupby("model", sort=False):
+            best = g.loc[g["value"].idxmin()]
+            t = train[train["model"] == model]
+            tbest = t.loc[t["value"].idxmin()] if len(t) else None
+            rows.append([f"`{model}`", _int(params.get(model)), _num(val.get((model, "reference", ds, "macs"), 0) / 1e9, 2),
+                         f"`{best['weights']}`", _num(best["value"], 2),
+                         _num(val.get((model, best["weights"], ds, "peak_mem")), 1),
+                         _num(val.get((model, "eager-unfold" if (model, "eager-unfold", ds, "latency") in val
+                                       else "eager", ds, "latency")), 2),
+                         "" if tbest is None else f"{_num(tbest['value'], 1)} (`{tbest['weights']}`)",
+                         "" if tbest is None else _num(val.get((model, tbest["weights"], tbest["dataset"],
+                                                                "train_peak_mem")), 0)])
+        out.append(f"\nLR input {ds[2:]}:\n")
+        out.append(markdown_table(["model", "params", "GMACs", "fastest path", "ms", "peak MiB", "eager ms (reference)",
+                                   "train step ms, batch 16 HR 192", "train peak MiB"], rows, "lrrlrrrrr"))
+    for a in prov.get("acceptance", []):
+        out.append(f"\nibmdn against {a['peer']} (fastest paths, {a['dataset'][2:]}): latency "
+                   f"{a.get('latency_vs_peer', float('nan')):.2f}x; against its own eager unfold reference: latency "
+                   f"{a.get('latency_vs_reference', float('nan')):.2f}x, peak memory "
+                   f"{a.get('memory_vs_reference', float('nan')):.2f}x (targets: at most 0.5x each).")
+    return "\n".join(out)
+
+
+def render_short_sweep(df: pd.DataFrame) -> str:
+    """The `short` profile at x2, several networks and recipe variants: final and best Set5 PSNR-Y."""
+    meta = (df.attrs.get("meta") or {}).get("provenance") or {}
+    runs = meta.get("runs") or {}
+    any_run = next(iter(runs.values()), {})
+    b = any_run.get("budget") or {}
+    val = {(r.model, r.weights, r.metric): r.value for r in df.itertuples(index=False)}
+    rows = []
+    for (model, weights) in sorted({(m, w) for m, w, _ in val}, key=lambda k: -val.get((k[0], k[1], "psnr"), 0)):
+        key = weights if model == "ibmdn" else f"{model}-{weights}"
+        hist = " ".join(f"{h['psnr']:.2f}" for h in (runs.get(key) or {}).get("val_history", []))
+        rows.append([f"`{model}`", f"`{weights}`", _num(val.get((model, weights, "psnr")), 3),
+                     _num(val.get((model, weights, "best_psnr")), 3), hist,
+                     _num(val.get((model, weights, "train_time")), 0)])
+    head = (f"`ibmdn train --profile short --scale 2` ({b.get('iterations')} iterations of batch {b.get('batch_size')}, "
+            f"HR patch {b.get('patch_size')}), run side by side on {_device_words(meta)}, commit "
+            f"`{str((meta.get('git') or {}).get('sha'))[:10]}`; variants: `configs/short_sweep/*.toml`. Set5 PSNR-Y "
+            f"(bicubic 33.66 dB; issue target for ibmdn 35.5 dB).")
+    return head + "\n\n" + markdown_table(["model", "recipe", "final dB", "best dB", "validation every 250 steps",
+                                            "seconds"], rows, "llrrlr")
+
+
+def render_checkpoint_eval(df: pd.DataFrame) -> str:
+    """Published checkpoints on the four benchmarks, beside their published values."""
+    from ibmdn.results import reported
+
+    pub = reported("published", source="published")
+    pv = {(r.model, int(r.scale), r.dataset, r.metric): r.value for r in pub.itertuples(index=False)}
+    me = df[df["weights"] == "official"]
+    val = {(r.model, int(r.scale), r.dataset, r.metric): (r.value, r.n_images) for r in me.itertuples(index=False)}
+    order = ["set5", "set14", "bsd100", "urban100"]
+    rows = []
+    for model, scale in sorted({(m, s) for m, s, _, _ in val}):
+        for ds in sorted({d for m, s, d, _ in val if (m, s) == (model, scale)}, key=lambda d: order.index(d)
+                         if d in order else 99):
+            p, n = val.get((model, scale, ds, "psnr"), (None, None))
+            q, _ = val.get((model, scale, ds, "ssim"), (None, None))
+            pp, pq = pv.get((model, scale, ds, "psnr")), pv.get((model, scale, ds, "ssim"))
+            rows.append([f"`{model}`", f"x{scale}", ds, _num(p, 3), _num(pp, 2), _diff(None if pp is None else p - pp, 3),
+                         _num(q, 4), _num(pq, 4), _diff(None if pq is None else q - pq, 4), _int(n)])
+    return ("Official checkpoints evaluated here (`ibmdn eval-checkpoints`: Y channel, `scale` pixels shaved, "
+            "MATLAB bicubic LR), beside the values their authors published (`ibmdn/reported/published.csv`).\n\n"
+            + markdown_table(["model", "scale", "set", "PSNR", "published", "diff", "SSIM", "published", "diff", "n"],
+                             rows, "lllrrrrrrr"))
+
+
 SECTIONS: dict[str, Section] = {
     "param_audit": Section("param_audit.csv", render_param_audit, "ibmdn audit"),
+    "checkpoint_eval": Section("checkpoint_eval.csv", render_checkpoint_eval, "ibmdn eval-checkpoints"),
+    "bench_cpu": Section("bench-cpu.csv", render_bench, "ibmdn bench --device cpu"),
+    "bench_cuda": Section("bench-cuda.csv", render_bench, "bash scripts/gpu_session.sh on a GPU"),
+    "short_sweep": Section("short_sweep.csv", render_short_sweep, "bash scripts/gpu_sweep.sh on a GPU"),
     **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 7)},
 }

@@ -39,7 +39,7 @@ import copy
 import math
 import statistics
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -52,7 +52,7 @@ not registered here; ``RRDBNet`` and ``PatchDiscriminator`` are the ESRGAN row.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -63,9 +63,9 @@ StageFactory = Callable[[int, int, int], nn.Module]
 """``factory(index, in_channels, out_channels) -> nn.Module`` halving the spatial size."""
 
 __all__ = [
+    "RRDB",
     "DenseResidualBlock",
     "PatchDiscriminator",
-    "RRDB",
     "RRDBNet",
     "StageFactory",
     "discriminator_stage",

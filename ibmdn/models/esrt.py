@@ -96,7 +96,7 @@ variants are registered where the blocks live, not here.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -113,9 +113,9 @@ __all__ = [
     "AdaptiveResidualUnit",
     "BlockFactory",
     "ChannelAttention",
+    "ESRTGroup",
     "EfficientMultiHeadAttention",
     "EfficientTransformer",
-    "ESRTGroup",
     "HighPreservingBlock",
     "LearnableScale",
     "convert_official_state_dict",
@@ -508,7 +508,7 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
     """
     out = {}
     for key, value in state_dict.items():
-        key = key[len("module.") :] if key.startswith("module.") else key
+        key = key.removeprefix("module.")
         out[_rename_official(key)] = value
     return out
 

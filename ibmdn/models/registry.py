@@ -8,8 +8,8 @@ of the family modules listed explicitly in :mod:`ibmdn.models`.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

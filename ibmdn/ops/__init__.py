@@ -7,16 +7,24 @@ Operator codes used in depth patterns (``"BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"``)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from torch import nn
 
 from ibmdn.ops.bsconv import BSConvS, BSConvU, bsconv_s_regularizer
 from ibmdn.ops.involution import Involution2d, set_involution_impl
 
-__all__ = ["BSConvS", "BSConvU", "Involution2d", "bsconv_s_regularizer", "set_involution_impl",
-           "make_op", "parse_pattern", "OP_CODES"]
+__all__ = [
+    "OP_CODES",
+    "BSConvS",
+    "BSConvU",
+    "Involution2d",
+    "bsconv_s_regularizer",
+    "make_op",
+    "parse_pattern",
+    "set_involution_impl",
+]
 
 OP_CODES = ("C", "Bs", "I")
 _BSCONV = {"u": BSConvU, "s": BSConvS}
