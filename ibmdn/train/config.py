@@ -25,7 +25,14 @@ The profiles (DESIGN "profiles, not forks"):
   times the IBMDN step on a CPU; the BSConv-S regulariser is off (L1 only, the same loss for every model;
   on IBMDN its 0.1-weighted term starts at ~4, 10x the initial L1 and 100x the L1 after a few hundred
   steps). IBMDN is slow per step on a CPU (depthwise convolutions and involution: ~3x IMDN's step time
-  with 4.5x fewer parameters).
+  with 4.5x fewer parameters). The budget ranks networks; it does not converge them. Run side by side on
+  a lent GPU (``results/short_sweep.csv``, ``scripts/gpu_sweep.sh``), it brought IMDN above and IBMDN
+  below 35.5 dB at x2, and no variant tried for IBMDN (lr 5e-4 / 2e-3, gradient clipping, the
+  BSConv-S regulariser) reached it; with lr 1e-3 IBMDN's validation PSNR is erratic from one check to
+  the next (its BatchNorm running statistics, in the involution kernel generators and CHFAB, lag the
+  weights: re-estimating them on training patches after the run raised the Set5 PSNR of the erratic runs
+  and left the steady one unchanged), while lr 2e-3 with clipping at 1.0 rose steadily. The profile is
+  left as it was: one run per variant is not evidence enough to retune a budget shared by every network.
 * ``smoke``: CI; seconds per model (HR 32, batch 4, 4 iterations, no validation, no perceptual).
 
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
