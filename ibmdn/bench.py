@@ -315,14 +315,19 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _profile_table(fn: Callable[[], object], rows: int = 25) -> str:
+def _profile_table(fn: Callable[[], object], device: torch.device | None = None, rows: int = 25) -> str:
+    """Top operators of three calls: by self CPU time, or on CUDA by self device time (kernels)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    cuda = device is not None and device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
         for _ in range(3):
             fn()
-    return prof.key_averages(group_by_input_shape=True).table(
-        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60, max_shapes_column_width=60)
+        _sync(device or torch.device("cpu"))
+    return prof.key_averages(group_by_input_shape=not cuda).table(
+        sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows,
+        max_name_column_width=60, max_shapes_column_width=60)
 
 
 def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.device, example: torch.Tensor,
@@ -342,8 +347,8 @@ def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.devi
             mem = {"peak_mem": (torch.cuda.max_memory_allocated(device) - base) / MIB}
         else:
             mem = peak_memory(lambda: fn(x), device)
-        if cfg.profile and device.type == "cpu":
-            prof = _profile_table(lambda: fn(x))
+        if cfg.profile:
+            prof = _profile_table(lambda: fn(x), device)
     return times, mem, compile_s, prof
 
 

@@ -12,7 +12,9 @@
 # Data: the device machine sees only the checkout, so the data it needs travels in .gpu/ (ignored by
 # git, named in the run's carry): .gpu/data/{train/T91,train/BSD200 (first 100),benchmark/Set5} and
 # .gpu/backbones/vgg16_features.pth (layers up to relu2_2 of the prepared VGG16, with its sha256).
-# Knobs: TRAIN_MIN (minutes per training run, default 4), BENCH_S / TEST_S (step time limits).
+# Knobs: TRAIN_MIN (minutes per training run, default 4), BENCH_S / TEST_S (step time limits), MODELS,
+# PATHS, SIZES, REPEATS, TRAIN_REPEATS, BENCH_ARGS (e.g. --profile: top CUDA kernels of every path, written
+# to results/bench-cuda-profile.txt).
 source "$(dirname "$0")/gpu_common.sh"
 TRAIN_MIN=${TRAIN_MIN:-4}
 BENCH_S=${BENCH_S:-210}
@@ -33,9 +35,9 @@ stamp "bench"
 timeout "$BENCH_S" $PY -m ibmdn.cli bench --device "$DEVICE" --threads 0 --models "${MODELS:-ibmdn,rfdn_aim,imdn,depthibn}" \
   --impl unfold,shift --paths "${PATHS:-eager,fused-compiled}" --sizes "${SIZES:-180x320}" --scale 4 \
   --warmup 10 --repeats "${REPEATS:-50}" --train-paths eager --train-repeats "${TRAIN_REPEATS:-20}" \
-  --out results --figures figures
+  --out results --figures figures ${BENCH_ARGS:-}
 echo "bench exit $?"
-tar czf "$OUT/bench.tgz" results/bench-"$DEVICE".* figures/bench-"$DEVICE".png 2>/dev/null || true
+tar czf "$OUT/bench.tgz" results/bench-"$DEVICE"* figures/bench-"$DEVICE".png 2>/dev/null || true
 
 stamp "train ibmdn x2 and x4 (paper recipe, ${TRAIN_MIN} min each, side by side)"
 rm -rf runs/gpu; mkdir -p runs/gpu

@@ -180,9 +180,10 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
     from ibmdn.results import read_table, write_table
 
     cfg = BenchConfig(models=("ibmdn", "rfdn_aim"), paths=("eager", "fused"), impls=("unfold", "shift"),
-                      sizes=((16, 16),), threads=1, warmup=1, repeats=3, train=False)
+                      sizes=((16, 16),), threads=1, warmup=1, repeats=3, train=False, profile=True)
     df, extra = run_bench(cfg, log=lambda s: None)
     assert not extra["errors"], extra["errors"]
+    assert len(extra["profiles"]) == 6 and all("Self CPU" in t for t in extra["profiles"].values())
     path = write_table(df, tmp_path / "bench-cpu.csv", {"test": True})
     back = read_table(path)
     w = set(back.loc[back["model"] == "ibmdn", "weights"])
