@@ -18,7 +18,7 @@ files are processed, and the command exits non-zero at the end when anything was
 Weights: ``--weights PATH`` (a checkpoint of ``ibmdn train``), ``--weights official`` (a published
 checkpoint, baselines only), or by default the weights shipped in the package,
 ``ibmdn/weights/<model>_x<scale>_<tag>.pth``, whose provenance (the ``.json`` beside each) ``--help``
-prints. With none shipped for the requested model and scale the command stops and says so; it never
+prints; with several for one model and scale, the one whose provenance records the best validation PSNR. With none shipped for the requested model and scale the command stops and says so; it never
 runs an untrained network.
 
 Inference runs on the re-parameterised network (:func:`ibmdn.fuse.fuse_for_inference`; ``--no-fuse``
@@ -69,7 +69,7 @@ class Shipped:
 
 
 def shipped_weights(model: str | None = None, scale: int | None = None, root: Path | None = None) -> list[Shipped]:
-    """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first (tags paper > short > smoke > others)."""
+    """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first: best validation PSNR, then tag."""
     root = WEIGHTS_DIR if root is None else root
     out = []
     if root.is_dir():
@@ -86,7 +86,18 @@ def shipped_weights(model: str | None = None, scale: int | None = None, root: Pa
                     meta = {"error": f"unreadable provenance file {js.name}"}
             out.append(Shipped(p, m["model"], int(m["scale"]), m["tag"], meta))
     rank = {t: i for i, t in enumerate(TAG_PREFERENCE)}
-    return sorted(out, key=lambda s: (s.model, s.scale, rank.get(s.tag, len(rank)), s.tag))
+    return sorted(out, key=lambda s: (s.model, s.scale, -_validated_psnr(s), rank.get(s.tag, len(rank)), s.tag))
+
+
+def _validated_psnr(s: Shipped) -> float:
+    """The best validation PSNR its provenance records (-inf without one): the default is the best-scoring
+    shipped checkpoint, so that a longer recipe stopped early never displaces a better-trained one."""
+    m = s.meta or {}
+    v = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
+    try:
+        return float(v) if v is not None else float("-inf")
+    except (TypeError, ValueError):
+        return float("-inf")
 
 
 def _describe(s: Shipped) -> str:
@@ -115,7 +126,7 @@ def _describe(s: Shipped) -> str:
     if m.get("date_utc"):
         parts.append(str(m["date_utc"]))
     if m.get("hr_pixels_seen"):
-        parts.append(f"{m['hr_pixels_seen'] / 1e9:.1f} G HR pixels seen")
+        parts.append(f"{m['hr_pixels_seen'] / 1e6:,.0f} M HR pixels seen")
     elif m.get("budget"):
         parts.append(f"budget: {m['budget']}")
     return f"  {s.path.name} ({s.model} x{s.scale}): " + "; ".join(parts)
@@ -128,8 +139,8 @@ def describe_shipped_weights() -> str:
         items = shipped_weights()
     except Exception as e:  # noqa: BLE001 - --help must always work
         return f"{head}\n\nshipped weights: unavailable ({e})"
-    lines = [head, "", (f"Default weights (shipped in {WEIGHTS_DIR}, chosen by tag: "
-                        f"{' > '.join(TAG_PREFERENCE)} > others):")]
+    lines = [head, "", (f"Default weights (shipped in {WEIGHTS_DIR}; per model and scale the first listed: the "
+                        f"best validation PSNR, then by tag {' > '.join(TAG_PREFERENCE)} > others):")]
     lines += [_describe(s) for s in items] or ["  none shipped yet: pass --weights PATH"]
     scales = sorted({(s.model, s.scale) for s in items})
     lines += ["", "Without shipped weights for the requested model and scale, pass --weights PATH (a checkpoint",

@@ -212,13 +212,15 @@ def test_committed_weights_reproduce_their_validation(scale, data_root):
     from ibmdn.evaluate import evaluate
     from ibmdn.fileio import sha256_file
 
-    found = [s for s in up.shipped_weights("ibmdn", scale) if s.tag == "paper"]
+    found = up.shipped_weights("ibmdn", scale)
     if not found:
-        pytest.skip(f"no ibmdn x{scale} paper weights shipped")
-    s = found[0]
-    m = s.meta
-    assert m["weights_sha256"] == sha256_file(s.path) and len(m["git"]["sha"]) == 40
-    assert m["profile"] == "paper" and m["steps"] > 0 and m["log"], "provenance incomplete"
-    model = build_model("ibmdn", scale=scale, weights=str(s.path))
-    psnr = float(evaluate(model, "Set5", scale, device="cpu", data_root=data_root)["psnr"].mean())
-    assert abs(psnr - m["val_psnr"]) < 0.1, (psnr, m["val_psnr"])
+        pytest.skip(f"no ibmdn x{scale} weights shipped")
+    for s in found:
+        m = s.meta
+        assert m["weights_sha256"] == sha256_file(s.path) and len(m["git"]["sha"]) == 40
+        assert m["profile"] == s.tag and m["steps"] > 0 and m["log"], "provenance incomplete"
+        model = build_model("ibmdn", scale=scale, weights=str(s.path))
+        psnr = float(evaluate(model, "Set5", scale, device="cpu", data_root=data_root)["psnr"].mean())
+        tol = 0.1 if "cuda" in str(m.get("train_device")) else 1e-3  # TF32 on the GPU, see above
+        assert abs(psnr - m["val_psnr"]) < tol, (s.path.name, psnr, m["val_psnr"])
+    assert found[0].meta["val_psnr"] == max(s.meta["val_psnr"] for s in found), "default is not the best"

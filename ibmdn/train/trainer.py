@@ -394,6 +394,9 @@ def _train(
     else:
         task = SRTask(cfg, g, device, info, weights_root)
 
+    from ibmdn.results import git_info
+
+    git_start = git_info()  # the code that trains (the tree may move on before the run ends)
     state = RunState()
     if resume:
         ck = torch.load(last_path, map_location="cpu", weights_only=True)
@@ -576,7 +579,7 @@ def _train(
 
     state.elapsed = elapsed0 + time.perf_counter() - t_run
     summary = (
-        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device, stopped_early)
+        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device, stopped_early, git_start)
         if info.is_main
         else {}
     )
@@ -585,7 +588,8 @@ def _train(
 
 
 def _finish(
-    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device, stopped_early=False
+    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device, stopped_early=False,
+    git_start=None,
 ) -> dict[str, Any]:
     """``final.pth`` (weights only) and ``final.json`` (provenance, budget, validation, log rows)."""
     from ibmdn.models import count_params
@@ -622,6 +626,7 @@ def _finish(
         skipped_images=len(images.skipped),
         torch_threads=torch.get_num_threads(),
         log=_read_log(run_dir / "log.csv"),
+        **({"git": git_start} if git_start else {}),
     )
     atomic_json(meta, run_dir / "final.json")
     return summary
