@@ -250,20 +250,17 @@ def test_cli_errors_are_one_line(capsys, data_root, monkeypatch, tmp_path, keep_
         assert msg in err and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def _tiny(**fields) -> TrainConfig:
+    """The smoke recipe on T91 for a 16-channel, two-block IBMDN, one thread, with ``fields`` changed."""
+    return dataclasses.replace(PROFILES["smoke"], train_sets="T91", threads=1,
+                               model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"}, **fields)
+
+
 def test_gpu_options_do_not_break_cpu(tmp_path, data_root, keep_threads):
     """bf16 autocast + channels_last on CPU: a tiny run with a validation at the end."""
     from ibmdn.train.trainer import train
 
-    cfg = dataclasses.replace(
-        PROFILES["smoke"],
-        train_sets="T91",
-        iterations=2,
-        val_every=2,
-        threads=1,
-        amp="bf16",
-        channels_last=True,
-        model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"},
-    )
+    cfg = _tiny(iterations=2, val_every=2, amp="bf16", channels_last=True)
     summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False)
     assert math.isfinite(summary["val_psnr"]) and summary["steps"] == 2
     meta = __import__("json").loads((tmp_path / "final.json").read_text())
@@ -302,15 +299,7 @@ def test_time_limit_stops_validates_and_resumes(tmp_path, data_root, keep_thread
 
     from ibmdn.train.trainer import train
 
-    cfg = dataclasses.replace(
-        PROFILES["smoke"],
-        train_sets="T91",
-        iterations=50,
-        val_every=1000,
-        ckpt_every=1000,
-        threads=1,
-        model_kwargs={"channels": 16, "pattern": "BsBsBs-IBsI"},
-    )
+    cfg = _tiny(iterations=50, val_every=1000, ckpt_every=1000)
     # a limit of ~0 s: the run stops after its first step
     summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False,
                     time_limit=1e-6)
