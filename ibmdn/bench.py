@@ -352,6 +352,13 @@ def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.devi
     return times, mem, compile_s, prof
 
 
+def _failed(errors: list[str], log: Callable[[str], None], what: str, e: Exception) -> None:
+    """Record and report one failed measurement (the run goes on)."""
+    msg = f"{what}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    errors.append(msg)
+    log(f"  FAILED {msg}")
+
+
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log) -> tuple[pd.DataFrame, dict]:
     """Measure everything of ``cfg`` with ``cfg.threads`` CPU threads (restored afterwards).
 
@@ -398,9 +405,7 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
                     try:
                         times, mem, compile_s, prof = _measure(model, path, impl, device, example, cfg)
                     except Exception as e:  # noqa: BLE001 - one failing path must not lose the run
-                        msg = f"{name} {tag} {ds}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-                        errors.append(msg)
-                        log(f"  FAILED {msg}")
+                        _failed(errors, log, f"{name} {tag} {ds}", e)
                         continue
                     finally:
                         torch._dynamo.reset()
@@ -435,9 +440,7 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
                         times = time_calls(step, device, 2, cfg.train_repeats)
                         mem = peak_memory(step, device)
                     except Exception as e:  # noqa: BLE001
-                        msg = f"{name} train {tag}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-                        errors.append(msg)
-                        log(f"  FAILED {msg}")
+                        _failed(errors, log, f"{name} train {tag}", e)
                         continue
                     finally:
                         torch._dynamo.reset()

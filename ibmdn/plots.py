@@ -519,6 +519,25 @@ def bsconv_figure(csv_path, npz_path, png_path) -> Path:
     return _paper_save(fig, png_path)
 
 
+def _panel_size(n: int, cols: int, w: float, h: float, title_h: float) -> tuple[float, float]:
+    """Figure size of ``n`` panels of ``w x h`` inches in rows of ``cols``, plus ``title_h`` for the title."""
+    return (w * cols, h * -(-n // cols) + title_h)
+
+
+def _panels(fig, names: list[str], cols: int, lr):
+    """``(index, name, axes)`` of a grid of image panels, row-major, for the caller to draw; the panel named
+    ``lr`` is drawn here (the LR input) and not yielded. Every axes frame is switched off."""
+    grid = fig.add_gridspec(-(-len(names) // cols), cols)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        if name == "lr":
+            ax.imshow(lr)
+            ax.set_title("LR input", fontsize=8)
+        else:
+            yield i, name, ax
+        ax.axis("off")
+
+
 def distillation_figure(csv_path, npz_path, png_path) -> Path:
     """Distillation walkthrough: the mean |activation| map after every stage of one block."""
     import ibmdn.experiments.schemas  # noqa: F401
@@ -529,21 +548,12 @@ def distillation_figure(csv_path, npz_path, png_path) -> Path:
     order = [str(o) for o in a["order"]]
     channels = _walk_values(df, "stages", "channels")
     panels = ["lr"] + order
-    cols = 6
-    rows = -(-len(panels) // cols)
-    fig = _paper_figure((2.3 * cols, 2.0 * rows + 0.9))
-    grid = fig.add_gridspec(rows, cols)
-    for i, name in enumerate(panels):
-        ax = fig.add_subplot(grid[i // cols, i % cols])
-        if name == "lr":
-            ax.imshow(a["lr"])
-            ax.set_title("LR input", fontsize=8)
-        else:
-            m = ax.imshow(a[f"map_{name}"], cmap="magma")
-            fig.colorbar(m, ax=ax, fraction=0.046)
-            kept = " (kept)" if name.startswith("distill") or name == "last" else ""
-            ax.set_title(f"{i}. {name}: {int(channels[name])} ch{kept}", fontsize=8)
-        ax.axis("off")
+    fig = _paper_figure(_panel_size(len(panels), 6, 2.3, 2.0, 0.9))
+    for i, name, ax in _panels(fig, panels, 6, a["lr"]):
+        m = ax.imshow(a[f"map_{name}"], cmap="magma")
+        fig.colorbar(m, ax=ax, fraction=0.046)
+        kept = " (kept)" if name.startswith("distill") or name == "last" else ""
+        ax.set_title(f"{i}. {name}: {int(channels[name])} ch{kept}", fontsize=8)
     block = next(iter(_walk_values(df, "block", "distilled_per_step")))
     d = _walk_values(df, "block", "distilled_per_step")[block]
     fig.suptitle(f"Distillation in one RFDB (RFDN AIM 2020, published weights, {block}): each step keeps "
@@ -564,17 +574,10 @@ def chfab_figure(csv_path, npz_path, png_path) -> Path:
     mean, std = _walk_values(df, "blocks", "mean"), _walk_values(df, "blocks", "std")
     status = df[(df["section"] == "weights")]["note"].iloc[0]
     trained = bool(df[(df["section"] == "weights")]["value"].iloc[0])
-    cols = 4
     panels = ["lr", "gradient"] + blocks
-    rows = -(-len(panels) // cols)
-    fig = _paper_figure((3.3 * cols, 2.7 * rows + 0.8))
-    grid = fig.add_gridspec(rows, cols)
-    for i, name in enumerate(panels):
-        ax = fig.add_subplot(grid[i // cols, i % cols])
-        if name == "lr":
-            ax.imshow(a["lr"])
-            ax.set_title("LR input", fontsize=8)
-        elif name == "gradient":
+    fig = _paper_figure(_panel_size(len(panels), 4, 3.3, 2.7, 0.8))
+    for _, name, ax in _panels(fig, panels, 4, a["lr"]):
+        if name == "gradient":
             m = ax.imshow(a["gradient"], cmap="gray")
             fig.colorbar(m, ax=ax, fraction=0.046)
             ax.set_title("luma gradient magnitude", fontsize=8)
@@ -587,7 +590,6 @@ def chfab_figure(csv_path, npz_path, png_path) -> Path:
             cb.ax.tick_params(labelsize=7)
             ax.set_title(f"{name}: mean {mean[name]:.4f}, std {std[name]:.1e}\n"
                          f"corr. with gradient {corr[name]:+.2f}", fontsize=8)
-        ax.axis("off")
     fig.suptitle(f"What CHFAB attends to: sigmoid attention, mean over channels, per block (IBMDN x4, our "
                  f"reconstruction of CHFAB)\nweights: {status}; colour scale: each map's interior range",
                  fontsize=9.5, color="black" if trained else "firebrick")

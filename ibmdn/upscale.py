@@ -67,6 +67,16 @@ class Shipped:
     tag: str
     meta: dict | None
 
+    @property
+    def psnr(self) -> float | None:
+        """The validation PSNR its provenance records: the best one, else the last; None without one."""
+        m = self.meta or {}
+        v = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
+        try:
+            return None if v is None else float(v)
+        except (TypeError, ValueError):
+            return None
+
 
 def shipped_weights(model: str | None = None, scale: int | None = None, root: Path | None = None) -> list[Shipped]:
     """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first: best validation PSNR, then tag."""
@@ -86,18 +96,9 @@ def shipped_weights(model: str | None = None, scale: int | None = None, root: Pa
                     meta = {"error": f"unreadable provenance file {js.name}"}
             out.append(Shipped(p, m["model"], int(m["scale"]), m["tag"], meta))
     rank = {t: i for i, t in enumerate(TAG_PREFERENCE)}
-    return sorted(out, key=lambda s: (s.model, s.scale, -_validated_psnr(s), rank.get(s.tag, len(rank)), s.tag))
-
-
-def _validated_psnr(s: Shipped) -> float:
-    """The best validation PSNR its provenance records (-inf without one): the default is the best-scoring
-    shipped checkpoint, so that a longer recipe stopped early never displaces a better-trained one."""
-    m = s.meta or {}
-    v = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
-    try:
-        return float(v) if v is not None else float("-inf")
-    except (TypeError, ValueError):
-        return float("-inf")
+    # the best-validated first, so that a longer recipe stopped early never displaces a better-trained one
+    return sorted(out, key=lambda s: (s.model, s.scale, -(s.psnr if s.psnr is not None else float("-inf")),
+                                      rank.get(s.tag, len(rank)), s.tag))
 
 
 def _describe(s: Shipped) -> str:
@@ -117,9 +118,8 @@ def _describe(s: Shipped) -> str:
         sets = m["train_sets"]
         n = f"{m['train_images']} images of " if m.get("train_images") else ""
         parts.append(f"trained on {n}" + (", ".join(sets) if isinstance(sets, list) else str(sets)))
-    psnr = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
-    if psnr is not None:
-        parts.append(f"{m.get('val_set', 'val')} PSNR-Y {float(psnr):.2f} dB")
+    if s.psnr is not None:
+        parts.append(f"{m.get('val_set', 'val')} PSNR-Y {s.psnr:.2f} dB")
     git = (m.get("git") or {}).get("sha")
     if git:
         parts.append(f"git {git[:10]}" + ("+dirty" if (m.get("git") or {}).get("dirty") else ""))
@@ -187,16 +187,15 @@ def below_bicubic(s: Shipped) -> str | None:
     """
     from ibmdn.results import reported
 
-    m = s.meta or {}
-    psnr = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
+    m, psnr = s.meta or {}, s.psnr
     if psnr is None:
         return None
     ref = reported("bicubic", source="published")
     ref = ref[(ref["scale"] == s.scale) & (ref["dataset"] == str(m.get("val_set", "Set5")).lower())
               & (ref["metric"] == "psnr")]
-    if ref.empty or float(psnr) >= float(ref["value"].iloc[0]):
+    if ref.empty or psnr >= float(ref["value"].iloc[0]):
         return None
-    return (f"{s.path.name} scores {float(psnr):.2f} dB PSNR-Y on {m.get('val_set')}, below bicubic "
+    return (f"{s.path.name} scores {psnr:.2f} dB PSNR-Y on {m.get('val_set')}, below bicubic "
             f"interpolation ({float(ref['value'].iloc[0]):.2f} dB): these weights are undertrained "
             f"({m.get('steps')} steps); pass --weights PATH for better ones")
 

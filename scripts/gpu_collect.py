@@ -47,16 +47,16 @@ def _fix_git(prov: dict, sha: str) -> dict:
     return prov
 
 
-def _untar(path: Path) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="gpu_collect_"))
+def _untar(path: Path, work: Path) -> Path:
+    out = work / path.parent.name / path.stem
     with tarfile.open(path) as t:
         t.extractall(out, filter="data")
     return out
 
 
-def collect_session(folder: Path) -> None:
+def collect_session(folder: Path, work: Path) -> None:
     sha = _sha_from_log(folder)
-    tree = _untar(folder / "train.tgz")
+    tree = _untar(folder / "train.tgz", work)
     wdir = ROOT / "ibmdn" / "weights"
     wdir.mkdir(exist_ok=True)
     for run in sorted((tree / "runs" / "gpu").glob("ibmdn_x*_paper")):
@@ -71,15 +71,15 @@ def collect_session(folder: Path) -> None:
         print(f"{run.name}: {final['steps']} steps, {final['val_set']} PSNR-Y {final['val_psnr']:.3f} dB")
 
 
-def collect_sweep(folder: Path) -> None:
+def collect_sweep(folder: Path, work: Path) -> None:
     sha = _sha_from_log(folder)
-    tree = _untar(folder / "bench.tgz")
+    tree = _untar(folder / "bench.tgz", work)
     df = read_table(tree / "results" / "bench-cuda.csv")
     meta = json.loads((tree / "results" / "bench-cuda.meta.json").read_text())
     write_table(df, ROOT / "results" / "bench-cuda.csv", _fix_git(meta["provenance"], sha))
     shutil.copyfile(tree / "figures" / "bench-cuda.png", ROOT / "figures" / "bench-cuda.png")
 
-    tree = _untar(folder / "sweep.tgz")
+    tree = _untar(folder / "sweep.tgz", work)
     rows, runs = [], {}
     for fj in sorted((tree / "runs" / "sweep").glob("*/final.json")):
         f = json.loads(fj.read_text())
@@ -90,7 +90,7 @@ def collect_sweep(folder: Path) -> None:
             rows.append({"table": "short_sweep", "model": f["model"], "weights": weights, "scale": f["scale"],
                          "dataset": f["val_set"].lower(), "metric": metric, "value": value, "unit": unit,
                          "n_images": 5 if unit == "dB" else None, "source": "measured"})
-        runs[weights if f["model"] == "ibmdn" else f"{f['model']}-{weights}"] = {
+        runs[f"{f['model']}-{weights}"] = {
             "model": f["model"], "config": f["config"], "budget": f["budget"], "steps": f["steps"],
             "val_history": f["val_history"], "weights_sha256": f["weights_sha256"]}
         prov = f
@@ -107,10 +107,11 @@ def main() -> int:
     ap.add_argument("--session", type=Path, help="files of the gpu_session.sh call")
     ap.add_argument("--sweep", type=Path, help="files of the gpu_sweep.sh call")
     a = ap.parse_args()
-    if a.session:
-        collect_session(a.session)
-    if a.sweep:
-        collect_sweep(a.sweep)
+    with tempfile.TemporaryDirectory(prefix="gpu_collect_") as tmp:
+        if a.session:
+            collect_session(a.session, Path(tmp))
+        if a.sweep:
+            collect_sweep(a.sweep, Path(tmp))
     return 0
 
 

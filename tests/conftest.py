@@ -71,3 +71,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch CPU thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its many
+    tiny forward passes crawl when two contended threads wait for each other."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,14 +9,7 @@ from torch import nn
 from ibmdn.models import build_model
 from ibmdn.ops.involution import IMPLS, Involution2d, involution_shift, involution_unfold, set_involution_impl
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: many tiny forward passes, which two contended threads make crawl."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPES = [  # (batch, channels, group_channels, kernel, stride, height, width)

@@ -15,14 +15,7 @@ from ibmdn.cli import main
 from ibmdn.data.io import read_image_info
 from ibmdn.models import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: these tests run many tiny forward passes, which two contended threads make crawl."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

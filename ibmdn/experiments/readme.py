@@ -221,8 +221,7 @@ def render_short_sweep(df: pd.DataFrame) -> str:
     val = {(r.model, r.weights, r.metric): r.value for r in df.itertuples(index=False)}
     rows = []
     for (model, weights) in sorted({(m, w) for m, w, _ in val}, key=lambda k: -val.get((k[0], k[1], "psnr"), 0)):
-        key = weights if model == "ibmdn" else f"{model}-{weights}"
-        hist = " ".join(f"{h['psnr']:.2f}" for h in (runs.get(key) or {}).get("val_history", []))
+        hist = " ".join(f"{h['psnr']:.2f}" for h in (runs.get(f"{model}-{weights}") or {}).get("val_history", []))
         rows.append([f"`{model}`", f"`{weights}`", _num(val.get((model, weights, "psnr")), 3),
                      _num(val.get((model, weights, "best_psnr")), 3), hist,
                      _num(val.get((model, weights, "train_time")), 0)])

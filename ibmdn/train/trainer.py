@@ -588,8 +588,8 @@ def _train(
 
 
 def _finish(
-    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device, stopped_early=False,
-    git_start=None,
+    model_name, scale, cfg, task, state: RunState, run_dir: Path, images, info, device, stopped_early: bool,
+    git_start: dict[str, Any],
 ) -> dict[str, Any]:
     """``final.pth`` (weights only) and ``final.json`` (provenance, budget, validation, log rows)."""
     from ibmdn.models import count_params
@@ -626,7 +626,7 @@ def _finish(
         skipped_images=len(images.skipped),
         torch_threads=torch.get_num_threads(),
         log=_read_log(run_dir / "log.csv"),
-        **({"git": git_start} if git_start else {}),
+        git=git_start,
     )
     atomic_json(meta, run_dir / "final.json")
     return summary
