@@ -76,6 +76,51 @@ def test_compiled_shift_equals_unfold():
     assert torch.allclose(gx, x.grad, atol=1e-5) and torch.allclose(gk, kern.grad, atol=1e-4)
 
 
+@pytest.mark.parametrize("pad", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zero_pad2d_equals_f_pad(pad, channels_last):
+    import torch.nn.functional as F
+
+    from ibmdn.ops.involution import zero_pad2d
+
+    x = torch.randn(2, 3, 5, 4)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = zero_pad2d(x, pad)
+    assert y.is_contiguous() and torch.equal(y, F.pad(x, (pad,) * 4))
+    y.square().sum().backward()
+    assert torch.equal(x.grad, 2 * x.detach())
+
+
+def test_contiguous_copy_is_an_nchw_copy_with_identity_gradient():
+    from ibmdn.ops.involution import contiguous_copy
+
+    x = torch.randn(2, 5, 4, 3).to(memory_format=torch.channels_last).requires_grad_()
+    y = contiguous_copy(x)
+    assert y.is_contiguous() and torch.equal(y, x) and y.data_ptr() != x.data_ptr()
+    (y * torch.arange(120.0).view(2, 5, 4, 3)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(120.0).view(2, 5, 4, 3))
+
+
+@pytest.mark.parametrize("path", ["fused-compiled", "fused-compiled-cl"])
+def test_compiled_frozen_fused_network_equals_eager(path, one_thread):
+    """The bench's fastest CPU path (fuse + inductor with frozen, channels-last convolutions): there the
+    generated kernels are channels-last, and the involution reads its kernel through ``contiguous_copy``
+    and its padded input through ``zero_pad2d`` (both promise NCHW outputs to the compiler; before they
+    kept that promise, the channels-last path failed to compile)."""
+    from ibmdn.bench import Path_, prepare
+
+    torch.manual_seed(0)
+    model = _randomise_bn(build_model("ibmdn", scale=2, channels=16, pattern="BsIBs-IBsI")).eval()
+    x = torch.rand(1, 3, 24, 19)
+    with torch.inference_mode():
+        ref = model(x)
+        fn, xc, _ = prepare(model, Path_.parse(path), "shift", torch.device("cpu"), x)
+        out = fn(xc)
+    assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
+
+
 # ------------------------------------------------------------------------------------------ fusion
 
 

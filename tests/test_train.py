@@ -314,3 +314,54 @@ def test_time_limit_stops_validates_and_resumes(tmp_path, data_root, keep_thread
                     progress=False)
     meta = json.loads((tmp_path / "final.json").read_text())
     assert summary["steps"] == 50 and meta["stopped_early"] is False
+
+
+# ------------------------------------------------------------------------------------- precise BN
+
+
+def test_recalibrate_bn_averages_batch_statistics_and_restores_momentum():
+    """Running mean = mean of the batch means, running var = mean of the (unbiased) batch variances."""
+    from torch import nn
+
+    from ibmdn.train.trainer import bn_batches, recalibrate_bn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    cfg = dataclasses.replace(PROFILES["smoke"], batch_size=2, patch_size=16, bn_recalibrate=3)
+    batches = bn_batches(_images(), cfg)
+    assert len(batches) == 3 and batches[0].shape == (2, 3, 8, 8) and batches[0].dtype == torch.uint8
+    assert all(torch.equal(a, b) for a, b in zip(batches, bn_batches(_images(), cfg)))  # fixed patches
+    before = torch.random.get_rng_state()
+    model.eval()
+    assert recalibrate_bn(model, batches, cfg, torch.device("cpu")) is True
+    assert torch.equal(before, torch.random.get_rng_state()) and model.training is False
+    bn = model[1]
+    with torch.no_grad():
+        feats = [model[0](b.float() / 255) for b in batches]
+    mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
+    var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in feats]).mean(0)
+    assert torch.allclose(bn.running_mean, mean, atol=1e-6) and torch.allclose(bn.running_var, var, atol=1e-6)
+    assert bn.momentum == 0.1 and int(bn.num_batches_tracked) == 3
+    assert recalibrate_bn(nn.Conv2d(3, 3, 1), batches, cfg, torch.device("cpu")) is False
+    assert bn_batches(_images(), dataclasses.replace(cfg, bn_recalibrate=0)) == []
+    with pytest.raises(ConfigError, match="bn_recalibrate"):
+        dataclasses.replace(cfg, bn_recalibrate=-1)
+
+
+def test_validation_with_precise_bn_saves_the_statistics_it_used(tmp_path, data_root, keep_threads):
+    """The weights a run saves carry the re-estimated statistics: evaluated again, the same PSNR."""
+    import json
+
+    from ibmdn.evaluate import evaluate
+    from ibmdn.models import build_model
+    from ibmdn.train.trainer import train
+
+    cfg = _tiny(iterations=3, val_every=3, bn_recalibrate=2, lr=5e-3)
+    summary = train("ibmdn", 2, cfg, out=tmp_path, device="cpu", data_root=data_root, progress=False)
+    assert json.loads((tmp_path / "final.json").read_text())["config"]["bn_recalibrate"] == 2
+    model = build_model("ibmdn", scale=2, **cfg.model_kwargs)
+    model.load_state_dict(torch.load(tmp_path / "final.pth", map_location="cpu", weights_only=True))
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert int(bn.num_batches_tracked) == 2  # reset and re-counted over the 2 batches
+    psnr = float(evaluate(model, "Set5", 2, device="cpu", data_root=data_root)["psnr"].mean())
+    assert psnr == pytest.approx(summary["val_psnr"], abs=1e-4)  # summation order only

@@ -60,8 +60,22 @@ def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, s
 
 @torch.library.custom_op("ibmdn::zero_pad2d", mutates_args=())
 def zero_pad2d(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """``F.pad(x, (pad,) * 4)`` as an operator ``torch.compile`` does not look into (see :func:`involution_shift`)."""
-    return F.pad(x, (pad, pad, pad, pad))
+    """``F.pad(x, (pad,) * 4)`` as an operator ``torch.compile`` does not look into (see :func:`involution_shift`).
+
+    The output is NCHW-contiguous (the layout the fake below promises). For an NCHW input only the
+    border is zeroed before the interior is copied: 5x faster than ``F.pad``, which fills the whole
+    output first (0.31 vs 1.5 ms, 50 channels at 128x128, one thread).
+    """
+    if pad == 0 or not x.is_contiguous():
+        return F.pad(x, (pad, pad, pad, pad)).contiguous()
+    h, w = x.shape[-2:]
+    out = x.new_empty(*x.shape[:-2], h + 2 * pad, w + 2 * pad)
+    out[..., :pad, :].zero_()
+    out[..., h + pad:, :].zero_()
+    out[..., pad:h + pad, :pad].zero_()
+    out[..., pad:h + pad, w + pad:].zero_()
+    out[..., pad:h + pad, pad:w + pad].copy_(x)
+    return out
 
 
 @zero_pad2d.register_fake
@@ -81,6 +95,20 @@ def _zero_pad2d_setup(ctx, inputs, output) -> None:
 zero_pad2d.register_autograd(_zero_pad2d_backward, setup_context=_zero_pad2d_setup)
 
 
+@torch.library.custom_op("ibmdn::contiguous_copy", mutates_args=())
+def contiguous_copy(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous (NCHW) copy of ``x`` that ``torch.compile`` does not look into (see :func:`involution_shift`)."""
+    return x.clone(memory_format=torch.contiguous_format)
+
+
+@contiguous_copy.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(x.shape)
+
+
+contiguous_copy.register_autograd(lambda ctx, grad: grad, setup_context=lambda ctx, inputs, output: None)
+
+
 def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
     """Shift-and-accumulate application: memory O(C H W) instead of O(K^2 C H W).
 
@@ -93,7 +121,12 @@ def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
       of place, which inductor fuses into one loop (one Triton kernel on CUDA). The padded copy is made
       by :func:`zero_pad2d`, an operator inductor does not inline: inlined, the padding becomes a
       bounds mask on each of the K^2 loads, which made the fused CPU loop ~4x slower (measured, torch
-      2.14, 50 channels at 128x128: 5.8 ms vs 1.2 ms including the following add + LeakyReLU).
+      2.14, 50 channels at 128x128: 5.8 ms vs 1.2 ms including the following add + LeakyReLU). The
+      kernel is read through :func:`contiguous_copy` for the same reason: with frozen weights, inductor
+      runs the 1x1 convolution that generates it in channels-last layout, and a loop that reads an NCHW
+      input and a channels-last kernel (stride K^2 G along W) is not vectorised: IBMDN's 50-channel
+      application took 13 ms per call (one thread, LR 128x128), 3.1 ms with the NCHW copy (the copy
+      included).
     """
     b, c, height, width = x.shape
     g, _, h, w = kernel.shape[1:]
@@ -113,6 +146,7 @@ def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
                 out[..., oy, ox].addcmul_(xv[..., iy, ix], kernel[:, :, i * kernel_size + j, oy, ox].unsqueeze(2))
         return out.view(b, c, h, w)
     xp = zero_pad2d(x, pad) if pad else x
+    kernel = contiguous_copy(kernel)
     xp = xp.view(b, g, gc, height + 2 * pad, width + 2 * pad)
     out = None
     for i in range(kernel_size):

@@ -96,6 +96,9 @@ class TrainConfig:
         gan_warmup: pixel-only generator iterations before the adversarial phase (D idle).
         d_lr: discriminator learning rate (0: same as ``lr``); it follows the same schedule.
         val_set: benchmark set validated on (PSNR-Y through :func:`ibmdn.evaluate.evaluate`).
+        bn_recalibrate: before each validation, re-estimate every BatchNorm's running statistics over
+            this many batches of fixed training patches (precise BN; 0: keep the running averages).
+            The re-estimated statistics are what the run saves (``best``, ``last``, ``final``).
         val_every: validate every this many iterations and at the end (0: never).
         log_every: CSV log interval (losses averaged over the interval).
         ckpt_every: write ``last.pth`` every this many iterations (and at the end).
@@ -146,6 +149,7 @@ class TrainConfig:
     # validation, logging, checkpoints
     val_set: str = "Set5"
     val_every: int = 5000
+    bn_recalibrate: int = 0
     log_every: int = 100
     ckpt_every: int = 1000
     seed: int = 0
@@ -196,8 +200,8 @@ class TrainConfig:
                 "perceptual_backbone must be 'vgg16' (or 'vgg16-random' for tests)",
             ),
             (
-                self.val_every >= 0 and self.log_every >= 1 and self.ckpt_every >= 1,
-                "val_every must be >= 0, log_every and ckpt_every >= 1",
+                self.val_every >= 0 and self.log_every >= 1 and self.ckpt_every >= 1 and self.bn_recalibrate >= 0,
+                "val_every and bn_recalibrate must be >= 0, log_every and ckpt_every >= 1",
             ),
             (self.amp in ("none", "bf16"), "amp must be 'none' or 'bf16'"),
             (
