@@ -220,7 +220,8 @@ class FusedCHFAB(GlobalStatistic):
         self.descriptor = copy.deepcopy(m.descriptor)
         self.erb = nn.ModuleList(_fuse_inv(e, impl) for e in m.erb)
         self.tail_pw = fold_bn_before(m.bn_mid, m.tail.pw)
-        self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out)
+        has_bn = isinstance(m.bn_out, nn.BatchNorm2d)
+        self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out) if has_bn else copy.deepcopy(m.tail.dw)
         self.negative_slope = m.negative_slope
 
     def forward(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,11 +25,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ibmdn.experiments.sweep import collect_runs
 from ibmdn.results import dumps_json, read_table, write_table
 
 
@@ -80,26 +79,14 @@ def collect_sweep(folder: Path, work: Path) -> None:
     shutil.copyfile(tree / "figures" / "bench-cuda.png", ROOT / "figures" / "bench-cuda.png")
 
     tree = _untar(folder / "sweep.tgz", work)
-    rows, runs = [], {}
-    for fj in sorted((tree / "runs" / "sweep").glob("*/final.json")):
-        f = json.loads(fj.read_text())
-        variant = fj.parent.name.removeprefix(f["model"]).strip("_") or "default"
-        weights = f"short-{variant}"
-        for metric, value, unit in (("psnr", f["val_psnr"], "dB"), ("best_psnr", f["best_psnr"], "dB"),
-                                    ("train_time", f["wall_s"], "s")):
-            rows.append({"table": "short_sweep", "model": f["model"], "weights": weights, "scale": f["scale"],
-                         "dataset": f["val_set"].lower(), "metric": metric, "value": value, "unit": unit,
-                         "n_images": 5 if unit == "dB" else None, "source": "measured"})
-        runs[f"{f['model']}-{weights}"] = {
-            "model": f["model"], "config": f["config"], "budget": f["budget"], "steps": f["steps"],
-            "val_history": f["val_history"], "weights_sha256": f["weights_sha256"]}
-        prov = f
-    meta = _fix_git({k: v for k, v in prov.items() if k in ("date_utc", "device", "versions", "platform", "git")},
-                    sha)
-    meta.update(runs=runs, command="scripts/gpu_sweep.sh (8 runs side by side on one GPU, --workers 1 each)",
+    df, meta = collect_runs(sorted(p.parent for p in (tree / "runs" / "sweep").glob("*/final.json")), "short_sweep")
+    meta = _fix_git(meta, sha)
+    for run in meta["runs"].values():  # each run's own record holds the device's stale .git
+        run.pop("git", None)
+    meta.update(command="scripts/gpu_sweep.sh (8 runs side by side on one GPU, --workers 1 each)",
                 note="short profile (ibmdn/train/config.py) at x2 with the variants of configs/short_sweep/*.toml")
-    write_table(pd.DataFrame(rows), ROOT / "results" / "short_sweep.csv", meta)
-    print(pd.DataFrame(rows).pivot_table(index=["model", "weights"], columns="metric", values="value"))
+    write_table(df, ROOT / "results" / "short_sweep.csv", meta)
+    print(df.pivot_table(index=["model", "weights"], columns="metric", values="value"))
 
 
 def main() -> int:

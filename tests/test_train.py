@@ -365,3 +365,31 @@ def test_validation_with_precise_bn_saves_the_statistics_it_used(tmp_path, data_
     assert int(bn.num_batches_tracked) == 2  # reset and re-counted over the 2 batches
     psnr = float(evaluate(model, "Set5", 2, device="cpu", data_root=data_root)["psnr"].mean())
     assert psnr == pytest.approx(summary["val_psnr"], abs=1e-4)  # summation order only
+
+
+def test_sweep_collects_finished_runs_and_renders(tmp_path, data_root, keep_threads):
+    """Two tiny runs -> one long table (final, best PSNR, wall time) named by folder -> README section."""
+    import json
+
+    from ibmdn.experiments.readme import render_short_sweep
+    from ibmdn.experiments.sweep import collect_runs, main
+    from ibmdn.results import read_meta, read_table
+    from ibmdn.train.trainer import train
+
+    for name, lr in (("ibmdn", 5e-4), ("ibmdn_lr1e-3", 1e-3)):
+        train("ibmdn", 2, _tiny(iterations=2, val_every=2, lr=lr), out=tmp_path / "runs" / name, device="cpu",
+              data_root=data_root, progress=False)
+    runs = sorted((tmp_path / "runs").iterdir())
+    df, meta = collect_runs(runs, "short_cpu")
+    assert sorted(set(df["weights"])) == ["smoke-default", "smoke-lr1e-3"] and len(df) == 6
+    final = json.loads((runs[1] / "final.json").read_text())
+    psnr = df[(df["weights"] == "smoke-lr1e-3") & (df["metric"] == "psnr")]["value"].item()
+    assert psnr == final["val_psnr"] and meta["runs"]["ibmdn-smoke-lr1e-3"]["config"]["lr"] == 1e-3
+    assert main(["--table", "short_cpu", "--runs", *map(str, runs), "--command", "test", "--out",
+                 str(tmp_path / "results")]) == 0
+    table = read_table(tmp_path / "results" / "short_cpu.csv")
+    table.attrs["meta"] = read_meta(tmp_path / "results" / "short_cpu.csv")
+    md = render_short_sweep(table)
+    assert "`smoke-lr1e-3`" in md and "test" in md and f"{psnr:.3f}" in md
+    with pytest.raises(SystemExit, match="no final.json"):
+        collect_runs([tmp_path], "short_cpu")

@@ -2,8 +2,8 @@
 
 Each section of the README between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` is replaced by the
 markdown rendering of one validated result table. A table that has not been generated yet renders as a
-one-line placeholder saying which command makes it. The rendering holds no date or git sha (those are
-in the tables' ``.meta.json`` sidecars), so re-rendering unchanged results leaves the README unchanged.
+one-line placeholder saying which command makes it. Commit and date come from the tables' ``.meta.json``
+sidecars, so re-rendering unchanged results leaves the README unchanged.
 
 Usage::
 
@@ -170,6 +170,11 @@ def render_paper_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\n" + markdown_table(header, rows, align)
 
 
+def _commit(git: dict | None) -> str:
+    git = git or {}
+    return f"commit `{str(git.get('sha'))[:10]}`" + (" (dirty tree)" if git.get("dirty") else "")
+
+
 def _device_words(prov: dict) -> str:
     dev = prov.get("device") or {}
     return dev.get("cuda") or f"{dev.get('cpu', 'CPU')}"
@@ -181,8 +186,8 @@ def render_bench(df: pd.DataFrame) -> str:
     par = prov.get("parameters") or {}
     out = [f"`ibmdn bench` on {_device_words(prov)} ({prov.get('threads')} threads), x{par.get('scale')}, batch 1, "
            f"fp32, median of {par.get('repeats')} after {par.get('warmup')} warm-up; paths measured: "
-           f"{', '.join(par.get('paths', []))}; involution: {', '.join(par.get('impls', []))}; commit "
-           f"`{str((prov.get('git') or {}).get('sha'))[:10]}`, {str(prov.get('date_utc', ''))[:10]}."]
+           f"{', '.join(par.get('paths', []))}; involution: {', '.join(par.get('impls', []))}; "
+           f"{_commit(prov.get('git'))}, {str(prov.get('date_utc', ''))[:10]}."]
     val = {(r.model, r.weights, r.dataset, r.metric): r.value for r in df.itertuples(index=False)}
     params = {m: v for (m, w, d, k), v in val.items() if k == "params"}
     train = df[df["metric"] == "train_step"]
@@ -206,9 +211,10 @@ def render_bench(df: pd.DataFrame) -> str:
                                    "train step ms, batch 16 HR 192", "train peak MiB"], rows, "lrrlrrrrr"))
     for a in prov.get("acceptance", []):
         out.append(f"\nibmdn against {a['peer']} (fastest paths, {a['dataset'][2:]}): latency "
-                   f"{a.get('latency_vs_peer', float('nan')):.2f}x; against its own eager unfold reference: latency "
-                   f"{a.get('latency_vs_reference', float('nan')):.2f}x, peak memory "
-                   f"{a.get('memory_vs_reference', float('nan')):.2f}x (targets: at most 0.5x each).")
+                   f"{a.get('latency_vs_peer', float('nan')):.2f}x; against its own unfold reference: latency "
+                   f"{a.get('latency_vs_reference', float('nan')):.2f}x (vs `{a.get('reference_path')}`, the unfold "
+                   f"form's fastest unfused path), peak memory {a.get('memory_vs_reference', float('nan')):.2f}x "
+                   f"(`{a.get('model_path')}` vs `eager-unfold`) (targets: at most 0.5x each).")
     return "\n".join(out)
 
 
@@ -225,10 +231,14 @@ def render_short_sweep(df: pd.DataFrame) -> str:
         rows.append([f"`{model}`", f"`{weights}`", _num(val.get((model, weights, "psnr")), 3),
                      _num(val.get((model, weights, "best_psnr")), 3), hist,
                      _num(val.get((model, weights, "train_time")), 0)])
+    gits = {(r["git"].get("sha"), r["git"].get("dirty")) for r in runs.values() if r.get("git")}
+    if len(gits) > 1 or any(dirty for _, dirty in gits):
+        commit = "commits per run in the sidecar" + (", some from a dirty tree" if any(d for _, d in gits) else "")
+    else:
+        commit = _commit(meta.get("git"))
     head = (f"`ibmdn train --profile short --scale 2` ({b.get('iterations')} iterations of batch {b.get('batch_size')}, "
-            f"HR patch {b.get('patch_size')}), run side by side on {_device_words(meta)}, commit "
-            f"`{str((meta.get('git') or {}).get('sha'))[:10]}`; variants: `configs/short_sweep/*.toml`. Set5 PSNR-Y "
-            f"(bicubic 33.66 dB; issue target for ibmdn 35.5 dB).")
+            f"HR patch {b.get('patch_size')}) on {_device_words(meta)}: {meta.get('command')}; {commit}; variants: "
+            f"`configs/short_sweep/*.toml`. Set5 PSNR-Y (bicubic 33.66 dB; issue target for ibmdn 35.5 dB).")
     return head + "\n\n" + markdown_table(["model", "recipe", "final dB", "best dB", "validation every 250 steps",
                                             "seconds"], rows, "llrrlr")
 
@@ -263,6 +273,7 @@ SECTIONS: dict[str, Section] = {
     "bench_cpu": Section("bench-cpu.csv", render_bench, "ibmdn bench --device cpu"),
     "bench_cuda": Section("bench-cuda.csv", render_bench, "bash scripts/gpu_session.sh on a GPU"),
     "short_sweep": Section("short_sweep.csv", render_short_sweep, "bash scripts/gpu_sweep.sh on a GPU"),
+    "short_cpu": Section("short_cpu.csv", render_short_sweep, "python -m ibmdn.experiments.sweep --table short_cpu"),
     **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 7)},
 }

@@ -15,7 +15,7 @@ from ibmdn.blocks import esdb
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation
-from ibmdn.ops import parse_pattern
+from ibmdn.ops import ICMD, parse_pattern
 
 
 def bsrn_net(scale: int, pattern: str = "-".join(["BsBsBs"] * 8), last_op: str = "Bs", channels: int = 64,
@@ -35,7 +35,7 @@ def bsrn(scale: int, **kw) -> DistillationSR:
 @register_model(family="bsrn")
 def bsrn_icmd(scale: int, **kw) -> DistillationSR:
     """BSRN_ICMD (our reading): 6 ESDBs with plain conv / involution by CCC-CCC-CIC-CIC-ICI-III."""
-    return bsrn_net(scale, pattern="CCC-CCC-CIC-CIC-ICI-III", last_op="C", **kw)
+    return bsrn_net(scale, pattern=ICMD, last_op="C", **kw)
 
 
 _BSRN_SHA = {

@@ -103,6 +103,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ibmdn.models.registry import register_model
+from ibmdn.ops import IBMD
 
 BlockFactory = Callable[[int, int], nn.Module]
 """``factory(index, channels) -> nn.Module``; the module maps (B, channels, H, W) to the same shape."""
@@ -526,10 +527,9 @@ def esrt_64(scale: int, **kwargs) -> ESRT:
 
 
 # --- the paper's ESRT variants (Table IV/VI): IBMD blocks in place of the HPBs (the "LCB") --------------
-IBMD_PATTERN = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"
 
 
-def esrt_ibmd_net(scale: int, block: str, channels: int = 64, pattern: str = IBMD_PATTERN,
+def esrt_ibmd_net(scale: int, block: str, channels: int = 64, pattern: str = IBMD,
                   attention: str = "chfab", **kwargs) -> ESRT:
     """ESRT-64 whose CNN backbone is six IBMD blocks (``block``: "imdb" or "rfdb") with ``attention``.
 

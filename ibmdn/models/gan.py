@@ -24,9 +24,7 @@ from torch import nn
 
 from ibmdn.blocks import IMDB, ibmdb
 from ibmdn.models.registry import register_model
-from ibmdn.ops import parse_pattern
-
-IBMD = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"
+from ibmdn.ops import IBMD, parse_pattern
 
 GAN_PAIRS: dict[str, tuple[str, str]] = {
     "esrgan": ("esrgan_g", "esrgan_d"),

@@ -19,10 +19,7 @@ from ibmdn.blocks import IMDB
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation
-from ibmdn.ops import parse_pattern
-
-ICMD = "CCC-CCC-CIC-CIC-ICI-III"
-IBMD = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"
+from ibmdn.ops import IBMD, ICMD, parse_pattern
 
 
 def imdn_net(scale: int, pattern: str = "CCC-CCC-CCC-CCC-CCC-CCC", last_op: str = "C", channels: int = 64,

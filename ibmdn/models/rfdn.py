@@ -22,9 +22,7 @@ from ibmdn.blocks import RFDB, ibmdb
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation
-from ibmdn.ops import parse_pattern
-
-IBMD = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"
+from ibmdn.ops import IBMD, ICMD, parse_pattern
 
 
 def rfdn_net(scale: int, pattern: str, channels: int = 50, last_op: str = "C", attention: str = "esa",
@@ -60,7 +58,7 @@ def rfdn_icmd_4b(scale: int, **kw) -> DistillationSR:
 @register_model(family="rfdn")
 def rfdn_icmd_6b(scale: int, **kw) -> DistillationSR:
     """RFDN_ICMD 6B: RFDN-50, CCC-CCC-CIC-CIC-ICI-III, CCA (r=16) (paper Table I)."""
-    return rfdn_net(scale, "CCC-CCC-CIC-CIC-ICI-III", attention="cca", **kw)
+    return rfdn_net(scale, ICMD, attention="cca", **kw)
 
 
 def rfdn_ibmd_net(scale: int, attention: str = "chfab", channels: int = 50, pattern: str = IBMD,

@@ -30,6 +30,12 @@ OP_CODES = ("C", "Bs", "I")
 _BSCONV = {"u": BSConvU, "s": BSConvS}
 
 
+ICMD = "CCC-CCC-CIC-CIC-ICI-III"
+"""The paper's involution-by-depth pattern (Table I): plain 3x3 (C) early, involution (I) late, 6 blocks."""
+IBMD = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III"
+"""The paper's BSConv / involution-by-depth pattern (Tables II-VI): BSConv (Bs) early, involution late."""
+
+
 def parse_pattern(pattern: str) -> list[tuple[str, ...]]:
     """``"BsBsBs-BsIBs"`` -> ``[("Bs","Bs","Bs"), ("Bs","I","Bs")]``; blocks separated by ``-``."""
     blocks = []

@@ -33,6 +33,14 @@ The profiles (DESIGN "profiles, not forks"):
   weights: re-estimating them on training patches after the run raised the Set5 PSNR of the erratic runs
   and left the steady one unchanged), while lr 2e-3 with clipping at 1.0 rose steadily. The profile is
   left as it was: one run per variant is not evidence enough to retune a budget shared by every network.
+  Measured since on the 2-core CPU (one thread per run, Set5 x2 after 1,500 steps): IBMDN with lr 2e-3
+  and clipping at 1.0 34.77 dB (34.44 with the profile as it is); Adam beta2 0.99 with that, or lr 4e-3
+  with clipping at 0.5, spiked (Set5 24.7 and 18.7 dB at step 250; stopped there). Precise BatchNorm
+  (``bn_recalibrate``) applied to the final weights of two IBMDN runs changed them by +0.001 and
+  +0.003 dB: at the end of the cosine decay the running averages have settled; it matters for the
+  checks in the middle of a run. The same IBMD blocks with CCA or ESA in place of CHFAB reach 35.01 dB
+  each: in this budget the gap is our CHFAB reconstruction's. A likely reason, not tested: its
+  BatchNorm before the sigmoid gates every feature with a unit-variance random map from the first step.
 * ``smoke``: CI; seconds per model (HR 32, batch 4, 4 iterations, no validation, no perceptual).
 
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
