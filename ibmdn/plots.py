@@ -637,3 +637,28 @@ def audit_figure(csv_path, png_path) -> Path:
 
 __all__ += ["audit_figure", "bsconv_figure", "chfab_figure", "distillation_figure", "involution_figure",
             "operators_figure", "table_figure", "tradeoff_figure", "visual_comparison_figure"]
+
+
+def sweep_figure(csv_path, png_path, target: float = 35.5, bicubic: float = 33.66) -> Path:
+    """Set5 PSNR-Y against training step for every run of a sweep table (``short_sweep``, ``short_cpu``),
+    from the validation histories in its sidecar, with bicubic and the issue's target as dashed lines."""
+    from ibmdn.results import read_meta
+
+    runs = (read_meta(csv_path).get("provenance") or {}).get("runs") or {}
+    fig = _paper_figure((8.5, 4.2))
+    ax = fig.add_subplot()
+    order = sorted(runs.items(), key=lambda kv: -(kv[1]["val_history"][-1]["psnr"] if kv[1]["val_history"] else 0))
+    for name, run in order:
+        hist = run["val_history"]
+        ax.plot([h["step"] for h in hist], [h["psnr"] for h in hist], marker="o", ms=3,
+                lw=2.0 if run["model"] == "ibmdn" else 1.2, ls="-" if run["model"] == "ibmdn" else "--",
+                label=f"{name} ({hist[-1]['psnr']:.2f})" if hist else name)
+    ax.axhline(target, color="k", lw=0.8, ls=":", label=f"target {target} dB")
+    ax.axhline(bicubic, color="0.5", lw=0.8, ls=":", label=f"bicubic {bicubic} dB")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], bicubic - 3))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("Set5 PSNR-Y (dB)")
+    ax.set_title(Path(csv_path).stem)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(alpha=0.3)
+    return _paper_save(fig, png_path)

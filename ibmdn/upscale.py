@@ -79,7 +79,10 @@ class Shipped:
 
 
 def shipped_weights(model: str | None = None, scale: int | None = None, root: Path | None = None) -> list[Shipped]:
-    """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first: best validation PSNR, then tag."""
+    """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first: best validation PSNR, then tag.
+
+    ``tag`` is the training profile, optionally followed by ``-<recipe variant>`` (``short-lr2e-3-clip1``).
+    """
     root = WEIGHTS_DIR if root is None else root
     out = []
     if root.is_dir():
@@ -98,14 +101,29 @@ def shipped_weights(model: str | None = None, scale: int | None = None, root: Pa
     rank = {t: i for i, t in enumerate(TAG_PREFERENCE)}
     # the best-validated first, so that a longer recipe stopped early never displaces a better-trained one
     return sorted(out, key=lambda s: (s.model, s.scale, -(s.psnr if s.psnr is not None else float("-inf")),
-                                      rank.get(s.tag, len(rank)), s.tag))
+                                      rank.get(s.tag.split("-", 1)[0], len(rank)), s.tag))
+
+
+def _recipe_changes(meta: dict) -> str:
+    """`` (lr 0.002, grad_clip 1.0 changed)``: the recorded recipe's fields that differ from its profile's
+    (bookkeeping fields, which do not change the weights, left out); empty when none or unknown."""
+    from ibmdn.train.config import PROFILES, RESUMABLE_CHANGES
+
+    cfg, base = meta.get("config") or {}, PROFILES.get(str(meta.get("profile")))
+    if not cfg or base is None:
+        return ""
+    ref = base.to_dict()
+    diff = [f"{k} {v}" for k, v in sorted(cfg.items())
+            if k in ref and k not in RESUMABLE_CHANGES and v != ref[k]
+            and not (isinstance(v, list) and tuple(v) == ref[k])]
+    return f" ({', '.join(diff)} changed)" if diff else ""
 
 
 def _describe(s: Shipped) -> str:
     m = s.meta or {}
     if not m:
         return f"  {s.path.name}: no provenance file ({s.path.with_suffix('.json').name} missing)"
-    parts = [f"profile {m.get('profile', s.tag)}"]
+    parts = [f"profile {m.get('profile', s.tag)}" + _recipe_changes(m)]
     if m.get("steps") is not None:
         parts.append(f"{m['steps']} steps")
     cfg = m.get("config") or {}

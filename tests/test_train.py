@@ -32,6 +32,7 @@ def test_profiles_are_typed_and_recorded():
     assert (paper.gan_pixel_weight, paper.gan_perceptual_weight, paper.gan_adv_weight) == (1e-2, 1.0, 5e-3)
     short = PROFILES["short"]
     assert short.perceptual_weight == 0 and short.budget["iterations"] == short.iterations
+    assert short.bn_recalibrate > 0 and paper.bn_recalibrate == 0  # precise BN for the short checks
     with pytest.raises(dataclasses.FrozenInstanceError):
         paper.lr = 1.0  # type: ignore[misc]
     for name, cfg in PROFILES.items():
@@ -386,7 +387,8 @@ def test_sweep_collects_finished_runs_and_renders(tmp_path, data_root, keep_thre
     psnr = df[(df["weights"] == "smoke-lr1e-3") & (df["metric"] == "psnr")]["value"].item()
     assert psnr == final["val_psnr"] and meta["runs"]["ibmdn-smoke-lr1e-3"]["config"]["lr"] == 1e-3
     assert main(["--table", "short_cpu", "--runs", *map(str, runs), "--command", "test", "--out",
-                 str(tmp_path / "results")]) == 0
+                 str(tmp_path / "results"), "--figures", str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "short_cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = read_table(tmp_path / "results" / "short_cpu.csv")
     table.attrs["meta"] = read_meta(tmp_path / "results" / "short_cpu.csv")
     md = render_short_sweep(table)

@@ -29,8 +29,9 @@ Choices and reasons:
 * Each RRRB of the ERB becomes a residual involution on m channels (kernel generator r=4, one group
   of 16): involution is "used alongside BSConv" and is the only operator cheap enough at this budget.
 * ``sigmoid_bn=False`` drops the BatchNorm before the sigmoid (an ablation, not the default: HFAB has
-  it). In the ``short`` training budget the same blocks with CCA or ESA reach 35.01 dB on Set5 x2 and
-  with this CHFAB 34.44 dB; ``ibmdn/train/config.py`` gives the runs.
+  it). In the ``short`` training budget (Set5 x2, ``results/short_cpu.csv``), the same blocks with CCA
+  or ESA reach 35.01 dB. With this CHFAB they reach 34.44 dB, and 34.41 dB without that BatchNorm, so
+  the BatchNorm is not what holds CHFAB back there.
 * Counts: 4,410 parameters at 64 channels (imdn_ibmd_chfab x2: 183,876 vs the paper's 185K, -0.6 %)
   and 3,542 at 50 channels. The audit table reports all of these against the paper.
 """

@@ -7,7 +7,8 @@ Each run folder's ``final.json`` (written by :mod:`ibmdn.train.trainer`) gives t
 provenance; nothing is re-measured. A run's recipe name is its folder name without the model's name
 (``ibmdn_lr2e-3_clip1`` -> ``short-lr2e-3_clip1``; just the model name -> ``short-default``). The sidecar
 keeps, per run, the resolved recipe, the budget, the validation history, the weights' sha256 and the
-commit the run started from (``git``: a run started from a dirty tree says so).
+commit the run started from (``git``: a run started from a dirty tree says so). The validation curves
+are drawn to ``figures/<table>.png`` (:func:`ibmdn.plots.sweep_figure`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--command", required=True, help="how the runs were made (recorded)")
     ap.add_argument("--note", default="", help="recorded beside the command")
     ap.add_argument("--out", default="results", type=Path)
+    ap.add_argument("--figures", default="figures", type=Path, help="writes <figures>/<table>.png")
     args = ap.parse_args(argv)
     df, meta = collect_runs(args.runs, args.table)
     meta.update(command=args.command, note=args.note)
     write_table(df, args.out / f"{args.table}.csv", meta)
+    from ibmdn.plots import sweep_figure
+
+    sweep_figure(args.out / f"{args.table}.csv", args.figures / f"{args.table}.png")
     print(df.pivot_table(index=["model", "weights"], columns="metric", values="value"))
     return 0
 
