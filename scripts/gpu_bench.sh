@@ -37,7 +37,7 @@ echo "== exactness on CUDA"
 $PY -m pytest -q -m gpu tests/test_perf.py -p no:cacheprovider
 
 MODELS=${MODELS:-ibmdn,rfdn_aim,imdn,depthibn,bsrn}
-PATHS=${PATHS:-eager,compiled,fused,fused-compiled}
+PATHS=${PATHS:-eager,compiled,fused,fused-compiled,fused-compiled-cl}
 SIZES=${SIZES:-180x320,128}
 TRAIN_PATHS=${TRAIN_PATHS:-eager,compiled}
 if [ "${QUICK:-0}" = 1 ]; then

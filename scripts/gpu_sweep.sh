@@ -28,7 +28,7 @@ tar czf "$OUT/sweep.tgz" runs/sweep/*.txt $(ls runs/sweep/*/final.json runs/swee
 
 stamp "bench"
 timeout "${BENCH_S:-150}" $PY -m ibmdn.cli bench --device "$DEVICE" --threads 0 --models "${MODELS:-ibmdn,rfdn_aim,imdn,depthibn}" \
-  --impl unfold,shift --paths "${PATHS:-eager,fused-compiled}" --sizes "${SIZES:-180x320}" --scale 4 \
+  --impl unfold,shift --paths "${PATHS:-eager,fused-compiled,fused-compiled-cl}" --sizes "${SIZES:-180x320}" --scale 4 \
   --warmup 10 --repeats "${REPEATS:-50}" --train-paths eager --train-repeats "${TRAIN_REPEATS:-20}" --out results --figures figures
 echo "bench exit $?"
 tar czf "$OUT/bench.tgz" results/bench-"$DEVICE"* figures/bench-"$DEVICE".png 2>/dev/null || true
