@@ -76,7 +76,7 @@ def test_compiled_shift_equals_unfold():
     assert torch.allclose(gx, x.grad, atol=1e-5) and torch.allclose(gk, kern.grad, atol=1e-4)
 
 
-@pytest.mark.parametrize("pad", [1, 2])
+@pytest.mark.parametrize("pad", [0, 1, 2])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_zero_pad2d_equals_f_pad(pad, channels_last):
     import torch.nn.functional as F

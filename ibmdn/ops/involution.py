@@ -66,7 +66,7 @@ def zero_pad2d(x: torch.Tensor, pad: int) -> torch.Tensor:
     border is zeroed before the interior is copied: 5x faster than ``F.pad``, which fills the whole
     output first (0.31 vs 1.5 ms, 50 channels at 128x128, one thread).
     """
-    if pad == 0 or not x.is_contiguous():
+    if not x.is_contiguous():
         return F.pad(x, (pad, pad, pad, pad)).contiguous()
     h, w = x.shape[-2:]
     out = x.new_empty(*x.shape[:-2], h + 2 * pad, w + 2 * pad)

@@ -16,8 +16,9 @@ The profiles (DESIGN "profiles, not forks"):
   training patches against their x2 bicubic reconstructions: feature MSE 2.43, L1 0.026, so the weighted
   term is about a tenth of the L1 term (a PSNR-oriented L1 run with a perceptual nudge).
 * ``short``: the same small budget for every model (the fair ranking the notebooks use when no GPU
-  result exists), sized for IBMDN x2 at about 10 minutes on an idle 2-core CPU (estimate; 19.7 minutes
-  measured with one thread on a shared, loaded one): HR patches 64, batch 8, 1,500 iterations (49M HR
+  result exists), sized for IBMDN x2 at about 10 minutes on an idle 2-core CPU (an estimate that did not
+  hold: 1,058 s measured alone with two threads, 13.5 to 18 minutes with one thread beside another run;
+  IMDN 16.5 minutes, the IBMD blocks with CCA or ESA 13.5 to 14.5): HR patches 64, batch 8, 1,500 iterations (49M HR
   pixels), lr 1e-3 with a 50-step linear warm-up and cosine decay to 1 % (a short budget wants a high lr
   and a decay to ~0), L1 only. Choices measured on the 2-core machine (Set5 x2 PSNR-Y after a few
   hundred steps): at equal compute batch 8 beats batch 16 (more updates); lr 2e-3 without clipping
