@@ -94,8 +94,11 @@ def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None)
     return out.to(conv.weight.device)
 
 
-def fold_bn_after(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A conv equal to ``bn(conv(x))`` in eval mode."""
+def fold_bn_after(conv: nn.Conv2d, bn: nn.BatchNorm2d | nn.Identity) -> nn.Conv2d:
+    """A conv equal to ``bn(conv(x))`` in eval mode (a copy of ``conv`` when ``bn`` is an ``nn.Identity``,
+    e.g. CHFAB built with ``sigmoid_bn=False``)."""
+    if isinstance(bn, nn.Identity):
+        return copy.deepcopy(conv)
     s, t = bn_affine(bn)
     w = conv.weight.double() * s.view(-1, 1, 1, 1)
     b = t if conv.bias is None else conv.bias.double() * s + t
@@ -220,8 +223,7 @@ class FusedCHFAB(GlobalStatistic):
         self.descriptor = copy.deepcopy(m.descriptor)
         self.erb = nn.ModuleList(_fuse_inv(e, impl) for e in m.erb)
         self.tail_pw = fold_bn_before(m.bn_mid, m.tail.pw)
-        has_bn = isinstance(m.bn_out, nn.BatchNorm2d)
-        self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out) if has_bn else copy.deepcopy(m.tail.dw)
+        self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out)
         self.negative_slope = m.negative_slope
 
     def forward(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:

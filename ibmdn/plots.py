@@ -636,7 +636,7 @@ def audit_figure(csv_path, png_path) -> Path:
 
 
 __all__ += ["audit_figure", "bsconv_figure", "chfab_figure", "distillation_figure", "involution_figure",
-            "operators_figure", "table_figure", "tradeoff_figure", "visual_comparison_figure"]
+            "operators_figure", "sweep_figure", "table_figure", "tradeoff_figure", "visual_comparison_figure"]
 
 
 def sweep_figure(csv_path, png_path, target: float = 35.5, bicubic: float = 33.66) -> Path:

@@ -18,7 +18,8 @@ files are processed, and the command exits non-zero at the end when anything was
 Weights: ``--weights PATH`` (a checkpoint of ``ibmdn train``), ``--weights official`` (a published
 checkpoint, baselines only), or by default the weights shipped in the package,
 ``ibmdn/weights/<model>_x<scale>_<tag>.pth``, whose provenance (the ``.json`` beside each) ``--help``
-prints; with several for one model and scale, the one whose provenance records the best validation PSNR. With none shipped for the requested model and scale the command stops and says so; it never
+prints; with several for one model and scale, the one whose provenance records the best validation
+PSNR. With none shipped for the requested model and scale the command stops and says so; it never
 runs an untrained network.
 
 Inference runs on the re-parameterised network (:func:`ibmdn.fuse.fuse_for_inference`; ``--no-fuse``
@@ -105,18 +106,16 @@ def shipped_weights(model: str | None = None, scale: int | None = None, root: Pa
 
 
 def _recipe_changes(meta: dict) -> str:
-    """`` (lr 0.002, grad_clip 1.0 changed)``: the recorded recipe's fields that differ from its profile's
-    (bookkeeping fields, which do not change the weights, left out); empty when none or unknown."""
-    from ibmdn.train.config import PROFILES, RESUMABLE_CHANGES
+    """`` (recipe changes: lr: 0.001 -> 0.002)``: how the recorded recipe differs from its profile's (the
+    trainer's own comparison, :func:`ibmdn.train.config.resume_differences`); empty when none or unknown."""
+    from ibmdn.train.config import PROFILES, config_from_dict, resume_differences
 
-    cfg, base = meta.get("config") or {}, PROFILES.get(str(meta.get("profile")))
-    if not cfg or base is None:
+    try:
+        cfg = config_from_dict(meta["config"])
+    except Exception:  # noqa: BLE001 - no or an unreadable recipe: nothing to say (--help must always work)
         return ""
-    ref = base.to_dict()
-    diff = [f"{k} {v}" for k, v in sorted(cfg.items())
-            if k in ref and k not in RESUMABLE_CHANGES and v != ref[k]
-            and not (isinstance(v, list) and tuple(v) == ref[k])]
-    return f" ({', '.join(diff)} changed)" if diff else ""
+    diff = resume_differences(PROFILES[cfg.profile], cfg)
+    return f" (recipe changes: {', '.join(diff)})" if diff else ""
 
 
 def _describe(s: Shipped) -> str:

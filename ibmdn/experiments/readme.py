@@ -232,10 +232,9 @@ def render_short_sweep(df: pd.DataFrame) -> str:
                      _num(val.get((model, weights, "best_psnr")), 3), hist,
                      _num(val.get((model, weights, "train_time")), 0)])
     gits = {(r["git"].get("sha"), r["git"].get("dirty")) for r in runs.values() if r.get("git")}
-    if len(gits) > 1 or any(dirty for _, dirty in gits):
-        commit = "commits per run in the sidecar" + (", some from a dirty tree" if any(d for _, d in gits) else "")
-    else:
-        commit = _commit(meta.get("git"))
+    dirty = any(d for _, d in gits)
+    commit = (_commit(meta.get("git")) if len(gits) <= 1 and not dirty
+              else "commits per run in the sidecar" + (", some from a dirty tree" if dirty else ""))
     head = (f"`ibmdn train --profile short --scale 2` ({b.get('iterations')} iterations of batch {b.get('batch_size')}, "
             f"HR patch {b.get('patch_size')}) on {_device_words(meta)}: {meta.get('command')}; {commit}; variants: "
             f"`configs/short_sweep/*.toml`. Set5 PSNR-Y (bicubic 33.66 dB; issue target for ibmdn 35.5 dB).")

@@ -146,7 +146,8 @@ def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
                 out[..., oy, ox].addcmul_(xv[..., iy, ix], kernel[:, :, i * kernel_size + j, oy, ox].unsqueeze(2))
         return out.view(b, c, h, w)
     xp = zero_pad2d(x, pad) if pad else x
-    kernel = contiguous_copy(kernel)
+    if torch.compiler.is_compiling():
+        kernel = contiguous_copy(kernel)
     xp = xp.view(b, g, gc, height + 2 * pad, width + 2 * pad)
     out = None
     for i in range(kernel_size):
