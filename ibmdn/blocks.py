@@ -141,6 +141,8 @@ def esdb(channels: int = 64, ops: Sequence[str] = ("Bs", "Bs", "Bs", "Bs"), **kw
 
 
 def ibmdb(channels: int = 50, ops: Sequence[str] = ("Bs", "Bs", "Bs", "Bs"), attention: str = "chfab", **kw) -> RFDB:
-    """The paper's IBMDB: an RFDB whose 3x3s are BSConv-S / involution per depth, with CHFAB attention."""
-    cfg = dict(bsconv="s", residual=False, activation="lrelu")
+    """The paper's IBMDB: an RFDB whose 3x3s are BSConv (``Bs``, BSConv-U unless ``bsconv="s"``) or involution
+    per depth, with CHFAB attention. The paper writes one symbol for the pixel operator everywhere and its
+    IMDN_IBMD counts fit BSConv-U only; the authors' later DepthIBN uses BSConv-S (``bsconv="s"``)."""
+    cfg = dict(bsconv="u", residual=False, activation="lrelu")
     return RFDB(channels, ops, attention=attention, **{**cfg, **kw})

@@ -148,7 +148,8 @@ def _is_1x1(conv: nn.Module) -> bool:
 class FusedInvolution(nn.Module):
     """Involution with the kernel generator's BatchNorm folded into its first 1x1 (stride 1 only).
 
-    ``hidden = gen1(x)`` (C -> C/r, bias), ``kernel = gen2(relu(hidden))`` (C/r -> K^2 G), then the
+    ``hidden = gen1(x)`` (C -> C/r, bias), ``kernel = gen2(relu(norm(hidden)))`` (``norm`` is the identity
+    for a BatchNorm generator, folded, and the LayerNorm of ``norm="ln"``) (C/r -> K^2 G), then the
     per-pixel application by ``impl``. :meth:`apply_hidden` takes a precomputed ``hidden`` (when
     ``gen1`` is stacked into a shared 1x1 conv).
     """
@@ -161,15 +162,20 @@ class FusedInvolution(nn.Module):
             raise ValueError("FusedInvolution supports stride 1 only")
         self.channels, self.kernel_size, self.groups = inv.channels, inv.kernel_size, inv.groups
         self.impl = impl or inv.impl
-        self.gen1 = fold_bn_after(inv.conv1, inv.bn1)
+        if isinstance(inv.bn1, nn.BatchNorm2d):
+            self.gen1, self.norm = fold_bn_after(inv.conv1, inv.bn1), nn.Identity()
+        else:  # per-pixel LayerNorm or none: nothing to fold
+            self.gen1, self.norm = copy.deepcopy(inv.conv1), copy.deepcopy(inv.bn1)
         self.gen2 = copy.deepcopy(inv.conv2)
+        self.scale = None if inv.scale is None else nn.Parameter(inv.scale.detach().clone(), requires_grad=False)
 
     def kernel_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        k = self.gen2(F.relu(hidden))
+        k = self.gen2(F.relu(self.norm(hidden)))
         return k.view(k.shape[0], self.groups, self.kernel_size * self.kernel_size, k.shape[2], k.shape[3])
 
     def apply_hidden(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        return IMPLS[self.impl](x, self.kernel_from_hidden(hidden), self.kernel_size, 1)
+        out = IMPLS[self.impl](x, self.kernel_from_hidden(hidden), self.kernel_size, 1)
+        return out if self.scale is None else out * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.apply_hidden(x, self.gen1(x))
@@ -225,17 +231,18 @@ class FusedCHFAB(GlobalStatistic):
         self.tail_pw = fold_bn_before(m.bn_mid, m.tail.pw)
         self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out)
         self.negative_slope = m.negative_slope
+        self.contrast = m.contrast
 
     def forward(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
         slope = self.negative_slope
         if u is None:
             u = self.head_pw(x)
         gate = torch.sigmoid(self.descriptor(self.global_stats(x)))
-        f = F.leaky_relu(self.head_dw(u) * gate, slope)
+        f = F.leaky_relu(self.head_dw(u) * gate if self.contrast == "mid" else self.head_dw(u), slope)
         f = F.leaky_relu(f + self.erb[0](f), slope)
         f = f + self.erb[1](f)
-        a = self.tail_dw(self.tail_pw(F.leaky_relu(f, slope)))
-        return x * torch.sigmoid(a)
+        a = torch.sigmoid(self.tail_dw(self.tail_pw(F.leaky_relu(f, slope))))
+        return x * (a if self.contrast == "mid" else a * gate)
 
 
 class _Op(nn.Module):

@@ -1,7 +1,7 @@
 """Attention blocks: ``(channels, **kw) -> module`` mapping a tensor to one of the same shape.
 
 ``make_attention(name, channels)`` is the single place a block name ("cca", "esa", "esa_bsrn", "hfab",
-"chfab", "none") becomes a module, so that attention is data in every block and model.
+"chfab", "chfab_out", "none") becomes a module, so that attention is data in every block and model.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ibmdn.attention.esa import ESA
 
 __all__ = ["ATTENTIONS", "CCA", "CHFAB", "ESA", "contrast_and_mean", "make_attention"]
 
-ATTENTIONS = ("none", "cca", "esa", "esa_bsrn", "hfab", "chfab")
+ATTENTIONS = ("none", "cca", "esa", "esa_bsrn", "hfab", "chfab", "chfab_out")
 
 
 def make_attention(name: str, channels: int, **kwargs) -> nn.Module:
@@ -33,4 +33,6 @@ def make_attention(name: str, channels: int, **kwargs) -> nn.Module:
         return HFAB(channels, **kwargs)
     if name == "chfab":
         return CHFAB(channels, **kwargs)
+    if name == "chfab_out":
+        return CHFAB(channels, **{"contrast": "output", **kwargs})
     raise ValueError(f"unknown attention {name!r}; known: {', '.join(ATTENTIONS)}")

@@ -23,7 +23,7 @@ PATTERN = "BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-IBsI"
 @register_model(family="depthibn")
 def depthibn(scale: int, channels: int = 48, pattern: str = PATTERN, involution: dict | None = None) -> DistillationSR:
     """DepthIBN (the authors' NTIRE 2025 network): 48 channels, BSConv-S / involution blocks with CCA."""
-    blocks = [ibmdb(channels, (*codes, "Bs"), attention="cca", involution=involution)
+    blocks = [ibmdb(channels, (*codes, "Bs"), attention="cca", bsconv="s", involution=involution)
               for codes in parse_pattern(pattern)]
     return DistillationSR(scale, channels, blocks, head_op="Bs", tail_op="Bs", fuse_activation="lrelu")
 

@@ -8,7 +8,8 @@
 * ``imdn_ibmd_<attention>``: Tables II/III: every 3x3 inside the blocks (c4 included) becomes BSConv-U,
   the ``I`` positions involution(64); head and the conv after the body stay plain 3x3. CCA: 160,896 at
   x2 (paper 161K); ESA (RFDN form, 64 ch) ~227.5K (227K); HFAB (training form) ~394.1K (394K); CHFAB
-  (our reconstruction) 183,876 (185K).
+  (our reconstruction, two readings: ``chfab`` and ``chfab_out``, see :mod:`ibmdn.attention.chfab`)
+  within 1 % of 185K.
 
 How an involution replaces IMDB's 48 -> 64 steps is an interpretation; see :mod:`ibmdn.blocks`.
 """
@@ -53,7 +54,7 @@ def _imdn_ibmd(attention: str):
     return build
 
 
-for _att in ("cca", "esa", "hfab", "chfab"):
+for _att in ("cca", "esa", "hfab", "chfab", "chfab_out"):
     register_model(f"imdn_ibmd_{_att}", family="imdn")(_imdn_ibmd(_att))
 
 

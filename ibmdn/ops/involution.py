@@ -31,6 +31,25 @@ Interpretations and deviations (documented choices):
 * Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths;
   the pooling uses ``ceil_mode`` so that odd sizes work (the original fails on them).
 
+* **Kernel-generator normalisation** (``norm``). ``"bn"`` (default) is the original's BatchNorm. It makes
+  the involution a different function in training and in inference: with batch statistics the hidden
+  features are normalised per batch, so the generated kernel does not grow with the input's scale and
+  ``Inv(a x) = a Inv(x)``; with running statistics (eval mode) the kernel is an affine function of ``x``
+  and the involution becomes *quadratic* in ``x``. Three involutions chained with identity residuals
+  (the paper's last ``III`` block) are then a polynomial of degree about 8 in eval mode, and a
+  high-contrast input can drive it far outside the range it was trained on
+  (``results/involution_stability.csv``). RedNet, where involution comes from, hides this with a
+  BatchNorm after every involution, zero-initialised residual branches and batch 2048; an SR trunk
+  has none of these. ``"ln"`` normalises the hidden features per pixel over their channels
+  (LayerNorm, no running statistics): the same function in both modes, the kernel invariant to the
+  input's scale as in the BN form's training mode, and local, so tiled inference stays exact.
+  ``"none"`` drops the normalisation (``conv1`` then has a bias): the same function in both modes, but
+  quadratic in ``x`` in both. See ``docs/networks.md`` for the choice of the stable IBMDN.
+* **Residual-branch scale** (``layer_scale``, 0 = off): a learnable per-channel factor on the output,
+  initialised to ``layer_scale`` (LayerScale, Touvron et al. 2021). Every involution of the paper's
+  networks sits on a residual branch (``r + Inv(r)`` in the blocks and in CHFAB's ERB); a small
+  initial scale starts each branch close to the identity path.
+
 Sub-module names ``conv1``, ``bn1``, ``conv2`` are ours; the converter of the authors' DepthIBN
 checkpoint maps ``conv1.conv / conv1.bn / conv2.conv`` (mmcv ``ConvModule``) onto them.
 """
@@ -163,12 +182,31 @@ IMPLS = {"unfold": involution_unfold, "shift": involution_shift}
 _IMPLS = IMPLS
 
 
+class PixelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each pixel of an NCHW tensor (no running statistics)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+NORMS = ("bn", "ln", "none")
+"""Kernel-generator normalisations (module docstring)."""
+
+
+def make_generator_norm(norm: str, channels: int) -> nn.Module:
+    """The normalisation between the kernel generator's two 1x1 convs: ``bn``, ``ln`` or ``none``."""
+    if norm not in NORMS:
+        raise ValueError(f"involution norm must be one of {NORMS}, got {norm!r}")
+    return {"bn": nn.BatchNorm2d, "ln": PixelLayerNorm, "none": lambda c: nn.Identity()}[norm](channels)
+
+
 class Involution2d(nn.Module):
-    """Involution with a BN + ReLU kernel generator (K, stride, reduction, group_channels configurable)."""
+    """Involution with a normalised + ReLU kernel generator (K, stride, reduction, group_channels,
+    normalisation and residual-branch scale configurable; see the module docstring)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding: int | None = None, bias: bool = True, reduction: int = 4, group_channels: int = 16,
-                 impl: str = "unfold"):
+                 impl: str = "unfold", norm: str = "bn", layer_scale: float = 0.0):
         super().__init__()
         if in_channels != out_channels:
             raise ValueError(f"involution keeps the channel count: in_channels {in_channels} != out_channels "
@@ -179,16 +217,20 @@ class Involution2d(nn.Module):
             raise ValueError(f"involution supports only 'same' padding ({kernel_size // 2}), got {padding}")
         if impl not in _IMPLS:
             raise ValueError(f"impl must be one of {sorted(_IMPLS)}, got {impl!r}")
+        if layer_scale < 0:
+            raise ValueError(f"layer_scale must be >= 0 (0: off), got {layer_scale}")
         self.channels = in_channels
         self.kernel_size = kernel_size
         self.stride = stride
         self.group_channels = group_channels_for(in_channels, group_channels)
         self.groups = in_channels // self.group_channels
         self.impl = impl
+        self.norm = norm
         mid = max(1, in_channels // reduction)
-        self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=norm == "none")
+        self.bn1 = make_generator_norm(norm, mid)
         self.conv2 = nn.Conv2d(mid, kernel_size * kernel_size * self.groups, 1, bias=bias)
+        self.scale = nn.Parameter(torch.full((1, in_channels, 1, 1), float(layer_scale))) if layer_scale else None
         # ceil_mode: the pooled size equals the strided output size ceil(H / stride) also for odd H
         # (the original's floor-mode pooling fails on odd sizes)
         self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
@@ -200,7 +242,8 @@ class Involution2d(nn.Module):
         return k.view(b, self.groups, self.kernel_size * self.kernel_size, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _IMPLS[self.impl](x, self.kernel(x), self.kernel_size, self.stride)
+        out = _IMPLS[self.impl](x, self.kernel(x), self.kernel_size, self.stride)
+        return out if self.scale is None else out * self.scale
 
     def extra_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
         """Multiply-adds of the per-pixel application (generic counters see only the 1x1 convs)."""
@@ -208,7 +251,7 @@ class Involution2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, groups={self.groups}, "
-                f"group_channels={self.group_channels}, impl={self.impl!r}")
+                f"group_channels={self.group_channels}, impl={self.impl!r}, norm={self.norm!r}")
 
 
 def set_involution_impl(module: nn.Module, impl: str) -> nn.Module:

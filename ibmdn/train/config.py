@@ -9,7 +9,8 @@ with every result, so a number always says which budget produced it.
 The profiles (DESIGN "profiles, not forks"):
 
 * ``paper``: the paper's section IV.B: HR patches 192, batch 16, Adam (0.9, 0.999), lr 2e-4 halved
-  every 2e5 iterations, loss L1 + perceptual (Johnson et al.). The paper trains "100 epochs" without
+  every 2e5 iterations, loss L1 + perceptual (Johnson et al.) and nothing else (the BSConv-S
+  regulariser is an option, ``bsconv_s_weight``, for BSConv-S networks only). The paper trains "100 epochs" without
   defining an epoch in iterations; we run 1e6 iterations (the IMDN/RFDN practice that the halving every
   2e5 comes from); change it with ``--iterations``. The perceptual weight is not stated either: we use
   1e-3 x the MSE of VGG16 ``relu2_2`` features (Johnson's super-resolution layer). Measured on 16 HR-192
@@ -102,7 +103,9 @@ class TrainConfig:
             ``vgg16-random`` only for tests (random weights, recorded as such).
         perceptual_layer: feature layer, e.g. ``relu2_2`` (Johnson) or ``conv5_3`` (pre-activation).
         perceptual_criterion: ``mse`` (Johnson's feature reconstruction loss) or ``l1`` (ESRGAN).
-        bsconv_s_weight: weight of the BSConv-S orthonormality regulariser (0.1 in the BSConv paper).
+        bsconv_s_weight: weight of the BSConv-S orthonormality regulariser (0.1 in the BSConv paper; 0 in
+            every profile: the IBMD networks use BSConv-U and the paper's loss is L1 + perceptual. It
+            applies only to networks with BSConv-S, e.g. DepthIBN).
         gan: train the Table V GAN pair named by ``--model`` instead of a plain SR network.
         gan_pixel_weight / gan_perceptual_weight / gan_adv_weight: ESRGAN's loss weights.
         gan_perceptual_layer / gan_perceptual_criterion: the GAN's perceptual term (see module docstring).
@@ -149,7 +152,7 @@ class TrainConfig:
     perceptual_backbone: str = "vgg16"
     perceptual_layer: str = "relu2_2"
     perceptual_criterion: str = "mse"
-    bsconv_s_weight: float = 0.1
+    bsconv_s_weight: float = 0.0
     # GAN (Table V)
     gan: bool = False
     gan_pixel_weight: float = 1e-2
