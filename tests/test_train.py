@@ -12,7 +12,15 @@ import torch
 from ibmdn.data.imresize import downscale
 from ibmdn.errors import IbmdnError
 from ibmdn.train.config import PROFILES, ConfigError, TrainConfig, resolve_config
-from ibmdn.train.data import PatchDataset, StepBatches, TrainDataError, TrainImages, load_images
+from ibmdn.train.data import (
+    PatchDataset,
+    StepBatches,
+    TrainDataError,
+    TrainImages,
+    load_images,
+    min_side_for,
+    pad_to_patch,
+)
 from ibmdn.train.losses import PerceptualLoss, SRLoss, vgg16_features, vgg16_layer_names
 from ibmdn.train.trainer import lr_at, rng_state, set_rng_state
 
@@ -28,7 +36,7 @@ def test_profiles_are_typed_and_recorded():
         0.5,
         "relu2_2",
     )
-    assert paper.bsconv_s_weight == 0.1 and paper.perceptual_weight > 0
+    assert paper.bsconv_s_weight == 0.0 and paper.perceptual_weight > 0 and paper.l1_weight == 1.0  # L1 + perceptual only
     assert (paper.gan_pixel_weight, paper.gan_perceptual_weight, paper.gan_adv_weight) == (1e-2, 1.0, 5e-3)
     short = PROFILES["short"]
     assert short.perceptual_weight == 0 and short.budget["iterations"] == short.iterations
@@ -131,13 +139,30 @@ def test_patches_are_aligned_deterministic_and_augmented():
     assert len(seen) > 30
 
 
-def test_every_image_is_used_once_per_pass():
-    images = _images(sizes=((32, 32),) * 5)
+def test_images_are_drawn_in_proportion_to_their_crop_positions():
+    """Each image is drawn with probability (valid crop positions) / (all positions), positions uniformly."""
+    sizes = ((16, 16), (16, 40), (32, 32), (48, 24))  # HR; patch 16, x2 -> LR crop positions 1, 13, 81, 85
+    images = _images(sizes=sizes)
     for k, h in enumerate(images.hr):
         h[:] = k  # image k is constant k
-    ds = PatchDataset(images, 16, seed=0)
-    firsts = [int(ds.sample(i)[1][0, 0, 0]) for i in range(10)]
-    assert sorted(firsts[:5]) == sorted(firsts[5:]) == [0, 1, 2, 3, 4]
+        images.lr[k][:] = k
+    ds = PatchDataset(images, 16, seed=0, augment=False)
+    expected = np.array([1 * 1, 1 * 13, 9 * 9, 17 * 5])
+    assert list(ds.positions()) == list(expected)
+    n = 6000
+    draws = [ds.sample(i) for i in range(n)]
+    counts = np.bincount([int(hr[0, 0, 0]) for _, hr in draws], minlength=len(sizes))
+    p = expected / expected.sum()
+    # within 4.5 binomial standard deviations of n p (a fixed seed: the test is deterministic)
+    assert np.all(np.abs(counts - n * p) <= 4.5 * np.sqrt(n * p * (1 - p)) + 1), (counts, n * p)
+    # a pure function of (seed, index): another instance gives the same draws
+    again = PatchDataset(images, 16, seed=0, augment=False)
+    assert all(np.array_equal(again.sample(i)[1], draws[i][1]) for i in range(0, n, 97))
+    # every crop position of an image is reachable: the 16 x 40 image (HR) has 13 horizontal positions
+    plain = _images(sizes=((16, 40),))
+    ds = PatchDataset(plain, 16, seed=1, augment=False)
+    seen = {ds.sample(i)[0].tobytes() for i in range(400)}
+    assert len(seen) == 13
 
 
 def test_rank_slices_make_the_global_batch():
@@ -149,15 +174,46 @@ def test_rank_slices_make_the_global_batch():
         StepBatches(0, 1, 6, world_size=4)
 
 
-def test_training_images_smaller_than_the_patch_are_left_out(data_root):
+def test_training_images_smaller_than_the_patch_are_padded(data_root):
     images = load_images(["T91"], 2, 96, root=data_root, verbose=False)
-    assert images.skipped and all(min(h.shape[:2]) >= 96 for h in images.hr)
-    assert len(images) + len(images.skipped) == 91
+    assert not images.skipped and len(images) == 91 and images.padded
+    assert all(min(h.shape[:2]) >= 96 for h in images.hr)
     assert all(lr.shape[:2] == (h.shape[0] // 2, h.shape[1] // 2) for h, lr in zip(images.hr, images.lr))
     with pytest.raises(TrainDataError, match="smaller --patch-size"):
         load_images(["T91"], 2, 4000, root=data_root, verbose=False)
     with pytest.raises(TrainDataError, match="multiple of the scale"):
         load_images(["T91"], 3, 64, root=data_root)
+
+
+def test_reflection_padding_to_the_patch():
+    hr = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    out = pad_to_patch(hr, 8)
+    assert out.shape == (8, 8, 3)
+    assert np.array_equal(out[1:6, 0:7], hr)  # 3 rows: 1 above, 2 below; 1 column: on the right
+    assert np.array_equal(out[0], out[2])  # reflected about the border row, which is not repeated
+    assert np.array_equal(out[6], out[4]) and np.array_equal(out[7], out[3])
+    assert np.array_equal(out[:, 7], out[:, 5])
+    assert pad_to_patch(hr, 4) is hr
+    assert min_side_for(192) == 65 and min_side_for(96) == 33
+    # one mirror copy per end at most: the largest padding does not exceed side - 1
+    for patch in (16, 96, 192):
+        side = min_side_for(patch)
+        assert -(-(patch - side) // 2) <= side - 1 and -(-(patch - side + 1) // 2) > side - 2
+
+
+def test_every_t91_bsd200_image_is_used_at_the_paper_patch(data_root):
+    """Paper recipe (patch 192, x2) on T91 + BSD200: all 291 images are used, T91's small ones padded."""
+    from ibmdn.data.datasets import available
+
+    have = {n.lower() for n in available("train", data_root)}
+    if not {"t91", "bsd200"} <= have:
+        pytest.skip(f"T91 and BSD200 are not both under {data_root} (have {sorted(have)})")
+    images = load_images(["T91", "BSD200"], 2, 192, root=data_root, verbose=False)
+    assert len(images) == 291 and images.skipped == []
+    assert len(images.padded) > 0 and all(n.startswith("T91/") for n in images.padded)
+    assert all(min(h.shape[:2]) >= 192 for h in images.hr)
+    ds = PatchDataset(images, 192, seed=0)
+    assert (ds.positions() >= 1).all() and len(ds.positions()) == 291
 
 
 # ---------------------------------------------------------------------------------------- losses
@@ -215,7 +271,7 @@ def test_sr_loss_parts_and_regulariser():
     from ibmdn.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("ibmdn", 2, channels=16, pattern="BsBsBs")
+    model = build_model("ibmdn", 2, channels=16, pattern="BsBsBs", bsconv="s")  # BSConv-S: the regulariser applies
     x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
     total, parts = SRLoss(1.0, None, 0.0, 0.1)(model(x), y, model)
     assert set(parts) == {"l1", "reg"} and parts["reg"].item() > 0

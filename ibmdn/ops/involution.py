@@ -27,7 +27,11 @@ Interpretations and deviations (documented choices):
   memory O(C H W) instead of O(K^2 C H W), forward and backward; ``torch.compile`` fuses it into one
   loop on CPU and one Triton kernel on CUDA). Both give the same result (tests compare them with an
   explicit per-pixel loop, and forward and gradients with each other). The inference form with the
-  kernel generator's BatchNorm folded is :class:`ibmdn.fuse.FusedInvolution`.
+  kernel generator's BatchNorm folded is :class:`ibmdn.fuse.FusedInvolution`. ``"fused"``
+  (:func:`involution_fused`) computes the forward as ``"shift"`` and replaces autograd's record of the
+  K^2 multiply-adds by one hand-written backward that also works on shifted sub-rectangles; it keeps only
+  ``x`` and the kernel for the backward and runs on NCHW and channels-last tensors without changing their
+  layout (the trainer's default on CPU). All three give the same function.
 * Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths;
   the pooling uses ``ceil_mode`` so that odd sizes work (the original fails on them).
 
@@ -177,7 +181,111 @@ def involution_shift(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, st
     return out.reshape(b, c, h, w)
 
 
-IMPLS = {"unfold": involution_unfold, "shift": involution_shift}
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` for an NHWC-dense tensor that is not NCHW-contiguous too, else NCHW."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _tap_rects(kernel_size: int, height: int, width: int):
+    """``(tap, out_rect, in_rect)`` for every tap except the centre that reaches the image (stride 1).
+
+    ``out_rect`` are the output pixels whose neighbour at this tap lies inside the image, ``in_rect``
+    those neighbours: ``out[out_rect] += kernel[tap, out_rect] * x[in_rect]`` (zero padding implicit).
+    """
+    pad = kernel_size // 2
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            di, dj = i - pad, j - pad
+            if (di, dj) == (0, 0) or abs(di) >= height or abs(dj) >= width:
+                continue
+            out_rect = (slice(max(0, -di), height - max(0, di)), slice(max(0, -dj), width - max(0, dj)))
+            in_rect = (slice(max(0, di), height - max(0, -di)), slice(max(0, dj), width - max(0, -dj)))
+            yield i * kernel_size + j, out_rect, in_rect
+
+
+class _FusedInvolution(torch.autograd.Function):
+    """Stride-1 application, forward and backward by shift-and-accumulate (see :func:`involution_fused`)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        ctx.save_for_backward(x, kernel)
+        ctx.kernel_size = kernel_size
+        g = kernel.shape[1]
+        height, width = x.shape[-2:]
+        centre = (kernel_size // 2) * (kernel_size + 1)
+        out = torch.empty_like(x, memory_format=_memory_format(x))
+        xv, ov = x.unflatten(1, (g, -1)), out.unflatten(1, (g, -1))  # views in either layout
+        torch.mul(xv, kernel[:, :, centre].unsqueeze(2), out=ov)
+        for t, (oy, ox), (iy, ix) in _tap_rects(kernel_size, height, width):
+            ov[..., oy, ox].addcmul_(xv[..., iy, ix], kernel[:, :, t, oy, ox].unsqueeze(2))
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        x, kernel = ctx.saved_tensors
+        k = ctx.kernel_size
+        g = kernel.shape[1]
+        height, width = x.shape[-2:]
+        centre = (k // 2) * (k + 1)
+        fmt = _memory_format(x)
+        # the incoming gradient in the input's layout, so that the loops below walk one layout
+        # (no copy in a consistent NCHW or channels-last flow)
+        grad_out = grad_out.contiguous(memory_format=fmt)
+        gv, xv = grad_out.unflatten(1, (g, -1)), x.unflatten(1, (g, -1))
+        grad_x = grad_kernel = None
+        if ctx.needs_input_grad[0]:
+            # out[p] = sum_t kernel[t, p] x[p + d_t]  =>  grad_x[p + d_t] += grad_out[p] kernel[t, p]
+            grad_x = torch.empty_like(x, memory_format=fmt)
+            gxv = grad_x.unflatten(1, (g, -1))
+            torch.mul(gv, kernel[:, :, centre].unsqueeze(2), out=gxv)
+            for t, (oy, ox), (iy, ix) in _tap_rects(k, height, width):
+                gxv[..., iy, ix].addcmul_(gv[..., oy, ox], kernel[:, :, t, oy, ox].unsqueeze(2))
+        if ctx.needs_input_grad[1]:
+            # grad_kernel[t, p] = sum over the group's channels of grad_out[p] x[p + d_t], 0 where p + d_t
+            # is padding; the products go through one reused x-sized buffer
+            grad_kernel = torch.zeros_like(kernel)  # the kernel's strides (e.g. a channels-last conv output)
+            buf = torch.empty_like(xv)
+            torch.sum(torch.mul(gv, xv, out=buf), dim=2, out=grad_kernel[:, :, centre])
+            for t, (oy, ox), (iy, ix) in _tap_rects(k, height, width):
+                prod = buf[..., : oy.stop - oy.start, : ox.stop - ox.start]
+                torch.mul(gv[..., oy, ox], xv[..., iy, ix], out=prod)
+                torch.sum(prod, dim=2, out=grad_kernel[:, :, t, oy, ox])
+        return grad_x, grad_kernel, None
+
+
+def involution_fused(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int,
+                     stride: int = 1) -> torch.Tensor:
+    """Shift-and-accumulate application with its own backward: no K^2-fold tensor in either pass.
+
+    Forward: the sum of :func:`involution_shift`'s eager form (same taps in the same order, so the same
+    result). Backward, written out instead of recorded by autograd, over the same shifted
+    sub-rectangles: ``grad_x[in_rect] += grad_out[out_rect] * kernel[tap, out_rect]`` (the kernel plane
+    broadcast over its group's channels) and ``grad_kernel[tap, out_rect] = sum_{c in group}
+    grad_out[c, out_rect] * x[c, in_rect]``. Only ``x`` and ``kernel`` are saved for the backward, and
+    the backward is one call instead of autograd's walk through the K^2 recorded multiply-adds.
+
+    Layout: NCHW and channels-last inputs are used as they are (the group split is a view in either
+    layout; the kernel is read through its own strides); the output and ``grad_x`` come in the input's
+    memory format, ``grad_kernel`` in the kernel's strides. No layout copy is made, except of an incoming
+    gradient whose layout differs from the input's.
+
+    Stride > 1, and code traced by ``torch.compile``, use :func:`involution_shift`: its plain tensor code
+    is what the compiler fuses, while this function's accumulation into strided ``out=`` views is
+    rejected by the tracer (it would break the graph or fail with ``fullgraph``). Second derivatives
+    are not supported (``once_differentiable``).
+    """
+    if stride != 1 or torch.compiler.is_compiling():
+        return involution_shift(x, kernel, kernel_size, stride)
+    if x.dtype != kernel.dtype:  # e.g. under autocast: the in-place accumulation needs one dtype
+        dtype = torch.promote_types(x.dtype, kernel.dtype)
+        x, kernel = x.to(dtype), kernel.to(dtype)
+    return _FusedInvolution.apply(x, kernel, kernel_size)
+
+
+IMPLS = {"unfold": involution_unfold, "shift": involution_shift, "fused": involution_fused}
 """Application implementations by name (all exact: they differ in memory and speed only)."""
 _IMPLS = IMPLS
 
@@ -255,7 +363,7 @@ class Involution2d(nn.Module):
 
 
 def set_involution_impl(module: nn.Module, impl: str) -> nn.Module:
-    """Switch every involution in ``module`` to ``impl`` ("unfold" or "shift"); returns module.
+    """Switch every involution in ``module`` to ``impl`` (a key of :data:`IMPLS`); returns module.
 
     Acts on :class:`Involution2d` and on any module declaring ``is_involution = True`` (the inference
     form :class:`ibmdn.fuse.FusedInvolution`).

@@ -120,10 +120,13 @@ class TrainConfig:
         ckpt_every: write ``last.pth`` every this many iterations (and at the end).
         seed: seeds the weights, the data order, the crops and the augmentations.
         amp: ``none`` or ``bf16`` (autocast; a GPU option, it also runs on CPU).
-        channels_last: NHWC memory format for model and batches (GPU option).
+        channels_last: NHWC memory format for model and batches (every operator, the involution's
+            ``fused`` application included, keeps it).
         compile: ``torch.compile`` the training forward (GPU option; needs a working compiler).
-        involution_impl: ``auto`` (``shift`` on CPU, the model's own on CUDA), ``unfold`` or ``shift``;
-            the two compute the same function.
+        involution_impl: ``auto`` (``fused`` on CPU, the model's own on CUDA), ``unfold``, ``shift`` or
+            ``fused`` (:mod:`ibmdn.ops.involution`): the three compute the same function. ``fused``
+            has a hand-written shift-and-accumulate backward and keeps a channels-last layout;
+            under ``compile`` it runs the ``shift`` form.
         threads: ``torch.set_num_threads`` (0: leave torch's default).
         model_kwargs: extra keyword arguments for ``build_model`` (e.g. a tiny model for tests).
     """
@@ -221,8 +224,8 @@ class TrainConfig:
             ),
             (self.amp in ("none", "bf16"), "amp must be 'none' or 'bf16'"),
             (
-                self.involution_impl in ("auto", "unfold", "shift"),
-                "involution_impl must be auto, unfold or shift",
+                self.involution_impl in ("auto", "unfold", "shift", "fused"),
+                "involution_impl must be auto, unfold, shift or fused",
             ),
             (self.threads >= 0 and self.workers >= -1, "threads must be >= 0 and workers >= -1"),
         ]

@@ -7,14 +7,28 @@
   fork-started loader workers). Patches are then cut from the pair: LR ``p/s`` at ``(y, x)`` and HR ``p`` at
   ``(y*s, x*s)``; because MATLAB's kernel is centred on each ``s x s`` block, these are exactly aligned and
   equal to what downscaling each HR patch would give away from the patch border (better: no patch-border
-  artefacts). Images whose modcropped side is smaller than the patch are left out (reported once);
-  if none is left, :class:`TrainDataError`.
-* **Order.** Global sample ``i`` (``i = step * batch + k``) is a pure function of ``(seed, i)``: the image is
-  entry ``i mod n`` of a permutation drawn per pass over the images (``seed, pass``), the crop position and
-  the symmetry (one of the 8 flips/rotations of the square) come from a generator seeded with
-  ``(seed, i)``. Resuming at step ``t`` therefore continues exactly where the run stopped without saving
-  any loader state, and ``N`` DDP processes that take the ``N`` consecutive slices of each global batch see
-  the same samples as one process (the world size never changes the data).
+  artefacts).
+* **Images smaller than the patch** (e.g. 51 of T91's 91 images at the paper's 192 px patch) are used,
+  not dropped: a side shorter than the patch is padded by reflection (``numpy.pad`` mode ``reflect``:
+  mirrored about the border pixel, which is not repeated, so no flat doubled row) up to the patch size,
+  split evenly between the two ends, BEFORE downscaling; the LR is the MATLAB downscaling of the padded
+  HR, so LR and HR patches stay exactly aligned. Such an image has one crop position along that side
+  (the patch always holds all of it). Reflection keeps local image statistics (no constant or black
+  border for the network to learn); zero or edge padding would add flat regions that never occur at
+  test time. The padding is limited to one mirror copy per end (at most ``side - 1`` pixels, i.e. a
+  patch up to about three times the side; :func:`min_side_for`, 65 px for a 192 px patch): an image that
+  would need more is left out (reported once, listed as skipped), and if none is left,
+  :class:`TrainDataError`. The names of padded images are kept in
+  :attr:`TrainImages.padded`.
+* **Order.** Global sample ``i`` (``i = step * batch + k``) is a pure function of ``(seed, i)``: a
+  generator seeded with ``(seed, i)`` draws one crop position uniformly among ALL valid crop positions of
+  all images (image and position together), then the symmetry (one of the 8 flips/rotations of the
+  square). An image is therefore drawn with probability proportional to its number of valid crop
+  positions ``(H_lr - p/s + 1) (W_lr - p/s + 1)`` (its usable area), not uniformly: a uniform image
+  choice would show each pixel of a small image far more often than one of a large image. Resuming at
+  step ``t`` therefore continues exactly where the run stopped without saving any loader state, and
+  ``N`` DDP processes that take the ``N`` consecutive slices of each global batch see the same samples
+  as one process (the world size never changes the data).
 * **Loader.** :func:`make_loader` wraps this in a ``DataLoader`` whose batch sampler yields this rank's
   slice of every global batch from the start step on; batches stay ``uint8`` until they reach the device
   (4x less to copy; pinned memory on CUDA). ``workers`` processes build whole batches in parallel.
@@ -26,7 +40,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -63,7 +77,8 @@ def resolve_train_sets(spec: str, root=None) -> list[str]:
 
 @dataclass
 class TrainImages:
-    """HR (modcropped) and LR ``uint8`` RGB arrays of the training images, plus what was left out."""
+    """HR (modcropped, padded to the patch where smaller) and LR ``uint8`` RGB arrays of the training
+    images, what was left out (``skipped``) and which images were padded (``padded``)."""
 
     hr: list[np.ndarray]
     lr: list[np.ndarray]
@@ -71,43 +86,71 @@ class TrainImages:
     sets: list[str]
     skipped: list[str]
     scale: int
+    padded: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.hr)
 
 
+def min_side_for(patch_size: int) -> int:
+    """Smallest image side that reflection padding brings to ``patch_size`` with one mirror copy per end
+    (the larger end's padding, ``ceil((patch - side) / 2)``, at most ``side - 1``)."""
+    return next(s for s in range(1, patch_size + 1) if (patch_size - s + 1) // 2 <= s - 1)
+
+
+def pad_to_patch(hr: np.ndarray, patch_size: int) -> np.ndarray:
+    """Reflection-pad (``numpy`` ``reflect``) each side of ``hr`` shorter than ``patch_size`` up to it,
+    evenly split between both ends (module docstring); larger sides are left as they are."""
+    pads = [(0, 0), (0, 0), (0, 0)]
+    for axis in (0, 1):
+        short = max(0, patch_size - hr.shape[axis])
+        pads[axis] = (short // 2, short - short // 2)
+    if not any(a or b for a, b in pads):
+        return hr
+    return np.pad(hr, pads, mode="reflect")
+
+
 def load_images(
     sets: list[str], scale: int, patch_size: int, root=None, cache_dir=None, verbose: bool = True
 ) -> TrainImages:
-    """Read, modcrop and downscale (cached) every image of ``sets`` that fits a ``patch_size`` patch."""
+    """Read, modcrop, pad where smaller than the patch, and downscale (cached) every image of ``sets``.
+
+    An image needing more than one mirror copy per end to reach the patch (a side under
+    :func:`min_side_for`) is left out; see the module docstring.
+    """
     if patch_size % scale:
         raise TrainDataError(f"patch_size {patch_size} is not a multiple of the scale {scale}")
     cache = LRCache(cache_dir)
-    hr_list, lr_list, names, skipped = [], [], [], []
+    hr_list, lr_list, names, skipped, padded = [], [], [], [], []
     resolved = []
+    min_side = min_side_for(patch_size)
     for name in sets:
         ds = training_set(name, root=root)
         resolved.append(ds.name)
         for path in ds.files:
             hr = modcrop(read_image(path), scale)
-            if min(hr.shape[:2]) < patch_size:
+            if min(hr.shape[:2]) < min_side:
                 skipped.append(f"{ds.name}/{path.name}")
                 continue
+            if min(hr.shape[:2]) < patch_size:
+                hr = pad_to_patch(hr, patch_size)  # a multiple of the scale: patch_size is one
+                padded.append(f"{ds.name}/{path.stem}")
             hr_list.append(hr)
             lr_list.append(cache.get_or_make(hr, scale))
             names.append(f"{ds.name}/{path.stem}")
     if not hr_list:
         raise TrainDataError(
-            f"no training image of {', '.join(resolved)} is at least {patch_size} px per side "
-            f"after modcrop; use a smaller --patch-size"
+            f"no training image of {', '.join(resolved)} is at least {min_side} px per side after "
+            f"modcrop (reflection padding reaches the {patch_size} px patch from there); use a smaller "
+            f"--patch-size"
         )
     if skipped and verbose:
         print(
-            f"ibmdn: {len(skipped)} training image(s) smaller than the {patch_size} px patch left out "
-            f"(e.g. {skipped[0]})",
+            f"ibmdn: {len(skipped)} training image(s) under {min_side} px (too small to pad to the "
+            f"{patch_size} px patch) left out (e.g. {skipped[0]})",
             file=sys.stderr,
         )
-    return TrainImages(hr_list, lr_list, names, resolved, skipped, scale)
+    return TrainImages(hr_list, lr_list, names, resolved, skipped, scale, padded)
 
 
 def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -122,7 +165,10 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 class PatchDataset(torch.utils.data.Dataset):
-    """Global sample index -> ``(lr, hr)`` ``uint8`` ``CHW`` tensors, a pure function of ``(seed, index)``."""
+    """Global sample index -> ``(lr, hr)`` ``uint8`` ``CHW`` tensors, a pure function of ``(seed, index)``.
+
+    Each sample is one of all valid crop positions of all images, drawn uniformly (module docstring).
+    """
 
     def __init__(self, images: TrainImages, patch_size: int, seed: int, augment: bool = True):
         self.images = images
@@ -130,27 +176,30 @@ class PatchDataset(torch.utils.data.Dataset):
         self.scale = images.scale
         self.seed = int(seed)
         self.augment = augment
-        self._orders: dict[int, np.ndarray] = {}
+        lp = patch_size // images.scale
+        # valid LR crop positions per image (rows, columns) and their running total
+        self._cols = np.array([lr.shape[1] - lp + 1 for lr in images.lr], dtype=np.int64)
+        rows = np.array([lr.shape[0] - lp + 1 for lr in images.lr], dtype=np.int64)
+        if len(images) == 0:
+            raise TrainDataError("no training images")
+        if (rows < 1).any() or (self._cols < 1).any():
+            raise TrainDataError(f"a training image is smaller than the {patch_size} px patch (pad it first)")
+        self._ends = np.cumsum(rows * self._cols)  # image j owns positions [ends[j-1], ends[j])
 
     def __len__(self) -> int:  # an unbounded stream; the sampler decides what is drawn
         return 2**62
 
-    def _order(self, epoch: int) -> np.ndarray:
-        """The image order of pass ``epoch`` (the last few are kept)."""
-        if epoch not in self._orders:
-            if len(self._orders) > 4:
-                self._orders.clear()
-            self._orders[epoch] = np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.images))
-        return self._orders[epoch]
+    def positions(self) -> np.ndarray:
+        """Valid crop positions per image: the relative frequency with which each image is drawn."""
+        return np.diff(self._ends, prepend=0)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.images)
-        j = int(self._order(index // n)[index % n])
         rng = np.random.default_rng([self.seed, 1, index])
+        u = int(rng.integers(0, int(self._ends[-1])))
+        j = int(np.searchsorted(self._ends, u, side="right"))
+        y, x = divmod(u - (int(self._ends[j - 1]) if j else 0), int(self._cols[j]))
         hr, lr = self.images.hr[j], self.images.lr[j]
         lp, s = self.patch // self.scale, self.scale
-        y = int(rng.integers(0, lr.shape[0] - lp + 1))
-        x = int(rng.integers(0, lr.shape[1] - lp + 1))
         lr_p = lr[y : y + lp, x : x + lp]
         hr_p = hr[y * s : (y + lp) * s, x * s : (x + lp) * s]
         if self.augment:

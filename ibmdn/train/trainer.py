@@ -9,7 +9,8 @@ every table); a tqdm bar shows loss, lr, it/s, ETA and the last validation PSNR.
 
 Run folder (``--out``, default ``runs/<model>_x<scale>_<profile>``; ``runs/`` is git-ignored):
 
-* ``config.json``: the resolved recipe, the training images used and left out, the loss description;
+* ``config.json``: the resolved recipe, the training images used, padded to the patch and left out, the
+  loss description;
 * ``log.csv``: ``step, lr, loss, <loss parts>, val_psnr, it_per_s, data_s, elapsed_s`` every ``log_every``
   steps (losses averaged over the interval and the processes) and at every validation;
 * ``last.pth``: everything needed to continue: the model (the generator's weights under ``"model"``,
@@ -159,7 +160,7 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device, info
 
     impl = cfg.involution_impl
     if impl == "auto":
-        impl = "shift" if device.type == "cpu" else ""
+        impl = "fused" if device.type == "cpu" else ""
     if impl:
         set_involution_impl(model, impl)
     if info.enabled and device.type == "cuda":
@@ -514,6 +515,7 @@ def _train(
                 "train_sets": images.sets,
                 "train_images": len(images),
                 "skipped_images": images.skipped,
+                "padded_images": images.padded,
                 "params": count_params(task.generator),
                 "loss": task.describe(),
             },
@@ -673,6 +675,7 @@ def _finish(
         train_sets=images.sets,
         train_images=len(images),
         skipped_images=len(images.skipped),
+        padded_images=len(images.padded),
         torch_threads=torch.get_num_threads(),
         log=_read_log(run_dir / "log.csv"),
         git=git_start,

@@ -1,0 +1,168 @@
+"""Does a trained network stay, in inference, the function it was trained as? (involution stability)
+
+The involution's kernel generator normalises its hidden features with BatchNorm in the original form
+(:mod:`ibmdn.ops.involution`). In training mode the batch statistics make the generated kernel blind to
+the input's scale, so the network grows about linearly with its input; in eval mode the running
+statistics make each involution quadratic, and IBMDN's last block (three involutions with identity
+residuals) a polynomial of high degree. This module measures that, on inputs a trained SR network
+must handle: the most contrasted patches of the training images.
+
+* :func:`high_contrast_patches`: the ``n`` LR patches of T91 with the largest standard deviation
+  (non-overlapping tiles of every image, ranked; deterministic).
+* :func:`stability_metrics`: for one network,
+
+  - ``growth_eval`` / ``growth_train``: the exponent ``p`` of ``|net(a x)| ~ a^p`` between ``a = 1``
+    and ``a = 2`` (``log2`` of the ratio of output RMS, median over the patches), in eval and in train
+    mode (batch statistics of the scaled batch; the network's running statistics are left untouched).
+    1 is the growth of a positively homogeneous network;
+  - ``max_abs_output``: the largest ``|SR|`` in eval mode over the patches (inputs in [0, 1]);
+  - ``patches_out_of_range``: how many patches get an eval-mode output outside
+    ``[-OUT_OF_RANGE, 1 + OUT_OF_RANGE]`` somewhere (:data:`OUT_OF_RANGE`), non-finite outputs included
+    (``patches_nonfinite`` counts those alone);
+  - ``train_eval_psnr``: PSNR (dB, peak 1) between the train-mode and the eval-mode outputs of the
+    same batch of patches: how far apart the two functions are on training data (999: identical).
+
+``python -m ibmdn.experiments.stability --net NAME=MODEL:WEIGHTS[:KEY=VALUE] ... --out results`` writes
+``results/involution_stability.csv`` (long schema) with the weights' sha256 in the sidecar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+OUT_OF_RANGE = 0.5
+"""Margin beyond [0, 1] that counts as out of range: an error of more than 127 grey levels before clamping,
+which no network trained with a pixel loss on [0, 1] targets makes on its own training images."""
+
+TABLE = "involution_stability"
+
+
+def high_contrast_patches(scale: int, n: int = 200, size: int = 48, root=None) -> torch.Tensor:
+    """``(n, 3, size, size)`` float LR patches in [0, 1]: the most contrasted tiles of T91 at ``scale``."""
+    from ibmdn.data.datasets import training_set
+    from ibmdn.data.imresize import downscale, modcrop
+
+    tiles, stds = [], []
+    for _, hr in training_set("T91", root=root):
+        lr = downscale(modcrop(hr, scale), scale)
+        for y in range(0, lr.shape[0] - size + 1, size):
+            for x in range(0, lr.shape[1] - size + 1, size):
+                t = lr[y:y + size, x:x + size]
+                tiles.append(t)
+                stds.append(float(t.std()))
+    if not tiles:
+        raise ValueError(f"no {size}x{size} LR tile in T91 at x{scale}")
+    order = np.argsort(-np.asarray(stds), kind="stable")[:n]
+    batch = np.stack([tiles[i] for i in order]).astype(np.float32) / 255.0
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def _train_mode_copy(model: nn.Module) -> nn.Module:
+    """A train-mode copy whose BatchNorms use batch statistics without touching the original's."""
+    m = copy.deepcopy(model).train()
+    for bn in m.modules():
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+            bn.momentum = 0.0  # running statistics stay as they were (irrelevant: we only read outputs)
+    return m
+
+
+def _rms(t: torch.Tensor) -> float:
+    return float(t.double().pow(2).mean().sqrt())
+
+
+@torch.no_grad()
+def stability_metrics(model: nn.Module, patches: torch.Tensor, batch: int = 50) -> dict[str, float]:
+    """The metrics of the module docstring for ``model`` on ``patches`` (LR, [0, 1]).
+
+    Patches whose output is not finite count as out of range (and in ``patches_nonfinite``); the other
+    metrics are taken over the patches that stay finite (medians of per-patch growth exponents).
+    """
+    model = model.eval()
+    train = _train_mode_copy(model)
+
+    def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(x[i:i + batch]) for i in range(0, len(x), batch)]).double().flatten(1)
+
+    def growth(net: nn.Module) -> float:
+        lo, hi = run(net, patches), run(net, 2 * patches)
+        ok = torch.isfinite(lo).all(1) & torch.isfinite(hi).all(1)
+        rlo, rhi = lo[ok].pow(2).mean(1).sqrt(), hi[ok].pow(2).mean(1).sqrt()
+        keep = rlo > 0
+        return float(torch.log2(rhi[keep] / rlo[keep]).median()) if bool(keep.any()) else float("nan")
+
+    out, out_train = run(model, patches), run(train, patches)
+    finite = torch.isfinite(out).all(1)
+    beyond = ((out < -OUT_OF_RANGE) | (out > 1 + OUT_OF_RANGE)).any(1) | ~finite
+    both = finite & torch.isfinite(out_train).all(1)
+    mse = float((out_train[both] - out[both]).pow(2).mean())
+    return {
+        "growth_eval": growth(model),
+        "growth_train": growth(train),
+        "max_abs_output": float(out[finite].abs().max()),
+        "patches_out_of_range": int(beyond.sum()),
+        "patches_nonfinite": int((~finite).sum()),
+        "train_eval_psnr": 10 * math.log10(1.0 / mse) if mse > 0 else 999.0,
+    }
+
+
+_UNITS = {"growth_eval": "1", "growth_train": "1", "max_abs_output": "1", "patches_out_of_range": "count",
+          "patches_nonfinite": "count", "train_eval_psnr": "dB"}
+
+
+def stability_rows(name: str, model_name: str, scale: int, metrics: dict[str, float], n: int) -> list[dict]:
+    return [{"table": TABLE, "model": model_name, "weights": name, "scale": scale, "dataset": "t91-contrast",
+             "metric": k, "value": v, "unit": _UNITS[k], "n_images": n, "source": "measured"}
+            for k, v in metrics.items()]
+
+
+def _parse_net(spec: str) -> tuple[str, str, str, dict]:
+    """``NAME=MODEL:WEIGHTS[:KEY=VALUE,...]`` (values JSON, e.g. ``bsconv="s"``)."""
+    name, rest = spec.split("=", 1)
+    parts = rest.split(":", 2)
+    kw = {}
+    if len(parts) == 3:
+        for item in parts[2].split(","):
+            k, v = item.split("=", 1)
+            kw[k] = json.loads(v)
+    return name, parts[0], parts[1], kw
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ibmdn.fileio import sha256_file
+    from ibmdn.models import build_model
+    from ibmdn.results import provenance, write_table
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", action="append", required=True,
+                    help='NAME=MODEL:WEIGHTS[:KEY=JSON,...], e.g. old=ibmdn:w.pth:bsconv="s"')
+    ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--patches", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    args = ap.parse_args(argv)
+    patches = high_contrast_patches(args.scale, args.patches)
+    rows, nets = [], {}
+    for spec in args.net:
+        name, model_name, weights, kw = _parse_net(spec)
+        model = build_model(model_name, args.scale, weights=weights, **kw)
+        m = stability_metrics(model, patches)
+        print(name, {k: round(v, 4) for k, v in m.items()})
+        rows += stability_rows(name, model_name, args.scale, m, len(patches))
+        nets[name] = {"model": model_name, "model_kwargs": kw, "weights": weights, "sha256": sha256_file(weights)}
+    meta = provenance(nets=nets, patches={"set": "T91", "n": len(patches), "size": 48, "rule": "largest std"},
+                      out_of_range=OUT_OF_RANGE, command="python -m ibmdn.experiments.stability " + " ".join(
+                          argv if argv is not None else __import__("sys").argv[1:]))
+    write_table(pd.DataFrame(rows), args.out / f"{TABLE}.csv", meta)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
