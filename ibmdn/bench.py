@@ -25,9 +25,12 @@ and one thread count:
   ``malloc_trim``) over its resident set before the pass; it includes everything but also allocator
   caching effects, and reads 0 where the OS does not allow the reset;
 * ``compile_time`` (s) of compiled paths: the first call, which traces and compiles;
-* ``train_step`` (ms) and ``train_peak_mem`` (MiB): one Adam step on an L1 loss at batch 16 with HR
-  192x192 patches (LR 192/scale), median of ``train_repeats`` after two warm-up steps, for the
-  ``train_paths`` (eager, compiled); ``dataset`` is ``hr192-b16``.
+* ``train_step`` (ms) and ``train_peak_mem`` (MiB): the trainer's own step (:func:`trainer_step`, the
+  ``short`` profile's loss and optimiser) at batch 16 with HR 192x192 patches (LR 192/scale), median of
+  ``train_repeats`` after two warm-up steps, for the ``train_paths`` (eager, compiled); ``dataset`` is
+  ``hr192-b16``. ``ibmdn bench-train`` (:func:`bench_train`) measures training steps alone, of several
+  networks and speed options interleaved in rounds, with the ratio to a reference network and its
+  spread over the rounds.
 
 Paths (``--paths``, tokens joined by ``-``): ``eager`` (the module as built); ``compiled``
 (``torch.compile``, inductor, weights frozen for inference with ``freezing=True``; on CUDA with
@@ -40,8 +43,8 @@ strict fp32 (TF32 off) unless ``-tf32``. Implementations (``--impl``): the invol
 
 Each row is one number in the project's LONG schema (``table=bench``): ``weights`` is
 ``<path>[-<impl>]`` (e.g. ``eager-unfold``, ``fused-compiled-shift``, ``compiled`` for a model without
-involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 180x320`` is REFERENCE
-section 7's 320x180 -> 1280x720), ``n_images`` the number of timed runs. Written to
+involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 180x320`` is the
+320x180 -> 1280x720 geometry of docs/protocol.md), ``n_images`` the number of timed runs. Written to
 ``<out>/bench-<device>.csv`` + ``.meta.json`` (threads, load average before and after, versions);
 :func:`ibmdn.plots.bench_figure` draws ``figures/bench-<device>.png`` from the CSV.
 """
@@ -62,7 +65,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ibmdn.errors import IbmdnError
@@ -143,7 +145,7 @@ def prepare(model: nn.Module, path: Path_, impl: str | None, device: torch.devic
         torch.backends.cudnn.allow_tf32 = path.tf32
         torch.backends.cuda.matmul.allow_tf32 = path.tf32
     if path.compiled:
-        # CUDA: CUDA graphs as well (mode "reduce-overhead", the compiled peers of REFERENCE section 7)
+        # CUDA: CUDA graphs as well (mode "reduce-overhead", the compiled peers in docs/protocol.md)
         fn = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
         with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
             _sync(device)
@@ -264,24 +266,126 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> dict[str, flo
 # ---------------------------------------------------------------------------------------- training
 
 
-def train_step_fn(model: nn.Module, scale: int, device: torch.device, batch: int = 16, hr: int = 192,
-                  compiled: bool = False) -> Callable[[], float]:
-    """One Adam step of L1 loss on random LR/HR patches (fixed tensors, so only the step is timed)."""
-    model = model.to(device).train()
-    lr_size = hr // scale
+TRAIN_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "reference": {"involution_impl": "unfold"},
+    "shift": {"involution_impl": "shift"},
+    "cl": {"channels_last": True},
+    "bf16": {"amp": "bf16"},
+    "cl-bf16": {"channels_last": True, "amp": "bf16"},
+    "compiled": {"compile": True},
+    "compiled-cl": {"compile": True, "channels_last": True},
+}
+"""Training-step variants: recipe fields that change only the speed of a step (``default``: the recipe as
+the trainer runs it; ``reference``: the unfold involution)."""
+
+
+def trainer_step(name: str, scale: int, device: torch.device, batch: int = 8, hr: int = 64,
+                 overrides: dict | None = None, profile: str = "short") -> Callable[[], None]:
+    """The trainer's own step (:meth:`ibmdn.train.trainer.SRTask.train_step`: the profile's loss, Adam,
+    lr schedule, memory format, autocast and involution implementation) on fixed random uint8 patches of
+    the recipe's batch and size, moved to the device as the trainer moves its batches."""
+    from ibmdn.models import build_model
+    from ibmdn.train.config import resolve_config
+    from ibmdn.train.data import to_device
+    from ibmdn.train.distributed import DistInfo
+    from ibmdn.train.trainer import SRTask
+
+    cfg = resolve_config(profile, overrides={"batch_size": batch, "patch_size": hr, **(overrides or {})})
+    torch.manual_seed(0)
+    task = SRTask(cfg, build_model(name, scale, **cfg.model_kwargs), device, DistInfo())
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, lr_size, lr_size, generator=g).to(device)
-    y = torch.rand(batch, 3, lr_size * scale, lr_size * scale, generator=g).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999))
-    fwd = torch.compile(model) if compiled else model
+    lr_u8 = torch.randint(0, 256, (batch, 3, hr // scale, hr // scale), generator=g, dtype=torch.uint8)
+    hr_u8 = torch.randint(0, 256, (batch, 3, hr, hr), generator=g, dtype=torch.uint8)
+    x, y = to_device(lr_u8, device, cfg.channels_last), to_device(hr_u8, device, cfg.channels_last)
+    state = {"step": 0}
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = F.l1_loss(fwd(x), y)
-        loss.backward()
-        opt.step()
+        task.set_step(state["step"])
+        task.train_step(x, y, state["step"])
+        state["step"] += 1
 
+    step.task = task  # type: ignore[attr-defined]  # for inspection (tests)
     return step
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device, rounds: int, steps: int,
+                      warmup: int = 2) -> dict[str, list[float]]:
+    """Per entry, the median ms of ``steps`` calls in each of ``rounds`` rounds; the entries take turns
+    within every round, so a machine whose speed drifts slows them alike and per-round ratios hold."""
+    for fn in fns.values():
+        time_calls(fn, device, warmup, 1)
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            out[k].append(statistics.median(time_calls(fn, device, 0, steps)))
+    return out
+
+
+def bench_train(models: tuple[str, ...], variants: tuple[str, ...], scale: int = 2, batch: int = 8, hr: int = 64,
+                device: str = "cpu", threads: int | None = 2, rounds: int = 5, steps: int = 5,
+                reference: str = "imdn:default", log: Callable[[str], None] = lambda m: None) -> pd.DataFrame:
+    """Training step of every (model, variant), measured interleaved in rounds (long rows, ``table=bench``).
+
+    Rows per entry: ``train_step`` (median over rounds of the per-round medians, ms) with ``train_step_min``
+    / ``train_step_max`` (fastest and slowest round), and ``train_step_ratio`` (median over rounds of the
+    entry's time divided by ``reference``'s in the same round) with ``_min`` / ``_max``. ``weights`` is the
+    variant; models without involution skip the involution-only variants.
+    """
+    from ibmdn.evaluate import resolve_device
+    from ibmdn.models import build_model
+
+    dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    unknown = [v for v in variants if v not in TRAIN_VARIANTS]
+    if unknown:
+        raise IbmdnError(f"unknown training variant(s) {unknown}; known: {', '.join(TRAIN_VARIANTS)}")
+    fns: dict[str, Callable[[], None]] = {}
+    for name in models:
+        inv = has_involution(build_model(name, scale))
+        for v in variants:
+            if not inv and "involution_impl" in TRAIN_VARIANTS[v]:
+                continue
+            log(f"  building {name} {v}")
+            fns[f"{name}:{v}"] = trainer_step(name, scale, dev, batch, hr, TRAIN_VARIANTS[v])
+    if reference not in fns:
+        raise IbmdnError(f"reference {reference!r} is not among the measured entries {sorted(fns)}")
+    times = interleaved_times(fns, dev, rounds, steps)
+    ds = f"hr{hr}-b{batch}"
+    rows = []
+    for key, ts in times.items():
+        name, v = key.split(":")
+        ratios = [t / r for t, r in zip(ts, times[reference])]
+        for metric, vals, unit in (("train_step", ts, "ms"), ("train_step_ratio", ratios, "1")):
+            rows += [_row(name, v, ds, metric, statistics.median(vals), unit, len(vals)),
+                     _row(name, v, ds, f"{metric}_min", min(vals), unit, len(vals)),
+                     _row(name, v, ds, f"{metric}_max", max(vals), unit, len(vals))]
+        log(f"  {name:14s} {v:10s} {statistics.median(ts):8.1f} ms/step  x{statistics.median(ratios):.2f} "
+            f"of {reference} (rounds {min(ratios):.2f}-{max(ratios):.2f})")
+    df = pd.DataFrame(rows)
+    df["scale"] = scale
+    return df
+
+
+def bench_train_command(args) -> int:
+    """``ibmdn bench-train --models ... --variants ...``: the trainer's step, interleaved in rounds."""
+    from ibmdn.results import provenance, write_table
+
+    models, variants = _csv_list(args.models), _csv_list(args.variants)
+    load_before = _load_average()
+    df = bench_train(models, variants, args.scale, args.batch, args.hr, args.device, args.threads or None,
+                     args.rounds, args.steps, args.reference, log=_log)
+    dev = "cuda" if "cuda" in str(args.device) else "cpu"
+    out = Path(args.out) / f"bench-train-{dev}.csv"
+    params = {k: v for k, v in vars(args).items() if k not in ("handler", "func")}
+    meta = provenance(parameters=params, threads=args.threads or torch.get_num_threads(),
+                      load_average_before=load_before, load_average_after=_load_average(),
+                      variants={v: TRAIN_VARIANTS[v] for v in variants},
+                      command="ibmdn bench-train " + " ".join(sys.argv[2:]))
+    write_table(df, out, meta, decimals=4)
+    print(f"wrote {out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------- the run
@@ -436,7 +540,8 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
 
                         set_involution_impl(model, impl)
                     try:
-                        step = train_step_fn(model, cfg.scale, device, cfg.train_batch, cfg.train_hr, compiled)
+                        over = {"compile": compiled, **({"involution_impl": impl} if impl else {})}
+                        step = trainer_step(name, cfg.scale, device, cfg.train_batch, cfg.train_hr, over)
                         times = time_calls(step, device, 2, cfg.train_repeats)
                         mem = peak_memory(step, device)
                     except Exception as e:  # noqa: BLE001

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="short", choices=("smoke", "short", "paper"),
                    help="training budget, recorded with every result (default: short)")
     p.add_argument("--config", default=None, help="TOML file overriding profile fields (see configs/)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="initialise from a state dict where names and shapes match (e.g. x3/x4 from an x2 final.pth)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>_x<scale>_<profile>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
@@ -105,12 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true")
     p.set_defaults(handler="ibmdn.bench:bench_command")
 
-    from ibmdn.upscale import describe_shipped_weights  # reads only the JSON beside each shipped checkpoint
+    p = sub.add_parser("bench-train", help="the trainer's step of several networks and speed options, interleaved "
+                       "in rounds -> results/bench-train-<device>.csv")
+    p.add_argument("--models", default="imdn,rfdn_aim,imdn_ibmd_cca,rfdn_ibmd_cca,ibmdn,ibmdn_stable")
+    p.add_argument("--variants", default="default,reference",
+                   help="comma-separated: default, reference (unfold involution), shift, cl (channels-last), bf16, "
+                   "cl-bf16, compiled, compiled-cl")
+    p.add_argument("--reference", default="imdn:default", help="MODEL:VARIANT every ratio is taken against")
+    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--hr", type=int, default=64, help="HR patch size")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per entry and round (median per round)")
+    p.add_argument("--out", default="results")
+    p.set_defaults(handler="ibmdn.bench:bench_train_command")
+
+    from ibmdn.upscale import DEFAULT_MODEL, describe_shipped_weights  # reads only the JSON beside each checkpoint
 
     p = sub.add_parser("upscale", help="super-resolve image files or folders with a trained model",
                        description=describe_shipped_weights(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--model", default="ibmdn")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
     p.add_argument("--weights", default=None,
                    help="checkpoint path or 'official' (default: the package's shipped weights for the scale)")

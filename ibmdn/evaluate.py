@@ -1,6 +1,6 @@
 """Benchmark evaluation: ``evaluate`` (one set, per-image metrics), ``summarize`` and ``ibmdn eval``.
 
-The protocol is REFERENCE §2 (:mod:`ibmdn.metrics.quality`): HR modcropped, LR by MATLAB bicubic
+The protocol is docs/protocol.md (:mod:`ibmdn.metrics.quality`): HR modcropped, LR by MATLAB bicubic
 (:mod:`ibmdn.data.imresize`, cached), model input float [0, 1] ``NCHW``, output clamped and rounded to
 ``uint8`` (:func:`~ibmdn.metrics.quality.tensor_to_uint8`) before any metric, PSNR/SSIM on float Y with
 ``scale`` pixels cropped from each border. LPIPS (optional) is computed on the whole RGB images.

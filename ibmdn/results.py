@@ -458,7 +458,7 @@ def reported(table: str | Iterable[str] | None = None, source: str = "paper") ->
     Args:
         table: one table name (``table1`` .. ``table6``; ``bicubic``, ``published``) or several; None for all.
         source: ``"paper"`` (the paper under study, with its typos flagged) or ``"published"`` (the
-            standard bicubic table and the baselines' own publications, REFERENCE.md §2).
+            standard bicubic table and the baselines' own publications, docs/protocol.md).
     """
     if source not in ("paper", "published"):
         raise ValueError(f"source must be 'paper' or 'published', got {source!r}")

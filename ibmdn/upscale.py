@@ -49,6 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "ibmdn_stable"
+"""The network ``ibmdn upscale`` runs by default: IBMDN with stable involutions, the form the study ships
+weights for (the faithful form's eval-mode network is unstable on high-contrast inputs; see
+``docs/networks.md`` and ``results/involution_stability.csv``)."""
 AUTO_TILE_PIXELS = 512 * 512
 AUTO_TILE = 512
 TAG_PREFERENCE = ("paper", "short", "smoke")

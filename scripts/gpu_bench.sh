@@ -6,10 +6,10 @@
 #
 # Steps: (1) environment facts; (2) exactness on CUDA (pytest -m gpu: shift vs unfold forward + gradients,
 # eager and compiled, i.e. the Triton kernel inductor generates; fused vs eager network); (3) `ibmdn bench`
-# at the REFERENCE.md section 7 geometry (LR 320x180 -> 1280x720, x4, batch 1, strict fp32, TF32 off,
+# at the reference geometry of docs/protocol.md (LR 320x180 -> 1280x720, x4, batch 1, strict fp32, TF32 off,
 # cudnn.benchmark on, CUDA-event medians of 50 runs, peak = max_memory_allocated minus what was allocated
 # before the pass) plus LR 128x128, and the train step (batch 16, HR 192). Compiled paths use
-# mode="reduce-overhead" (CUDA graphs), the compiled peers REFERENCE.md section 7 names.
+# mode="reduce-overhead" (CUDA graphs), the compiled peers docs/protocol.md names.
 # If $OUT is set (device runner), copies of the results land there too. Exit status: the first failure.
 # Needs a CUDA build of torch (with triton) and the package importable: PY=/path/to/python, default
 # .venv/bin/python when present (a CPU-only venv will stop at the environment check), else python.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a lent GPU is for in this project, in one call (the device time is 15 minutes a task):
 #   1. CUDA exactness tests (pytest -m gpu);
-#   2. `ibmdn bench` on CUDA at REFERENCE.md section 7's geometry (LR 320x180 -> 1280x720, x4, batch 1,
+#   2. `ibmdn bench` on CUDA at docs/protocol.md's reference geometry (LR 320x180 -> 1280x720, x4, batch 1,
 #      strict fp32) for ibmdn and its peers, plus the training step (batch 16, HR 192);
 #   3. `ibmdn train --profile paper` of ibmdn x2 and x4, side by side on the one GPU, each stopped by
 #      --time-limit (the paper's recipe, truncated: its first N iterations).

@@ -1,4 +1,4 @@
-"""Published checkpoints reproduce their published benchmark cells (REFERENCE.md §2) within 0.05 dB / 0.002 SSIM.
+"""Published checkpoints reproduce their published benchmark cells (docs/protocol.md) within 0.05 dB / 0.002 SSIM.
 
 The full four-benchmark run is ``ibmdn eval-checkpoints`` (results/checkpoint_eval.csv, ~1 h on 2 CPU
 cores); CI re-measures Set14 at x4 for IMDN and BSRN and checks the committed table against the

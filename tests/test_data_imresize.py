@@ -27,7 +27,7 @@ def test_set5_lr_byte_identical_to_official(data_root, scale):
 
 
 def test_uint8_rounding_between_passes_matters(data_root):
-    """Without MATLAB's per-pass uint8 rounding a visible share of pixels would differ (REFERENCE §2.2)."""
+    """Without MATLAB's per-pass uint8 rounding a visible share of pixels would differ (docs/protocol.md)."""
     hr = modcrop(read_image(data_root / "benchmark" / "Set5" / "HR" / "butterfly.png"), 4)
     exact = imresize(hr, 1 / 4)
     float_path = np.clip(np.floor(imresize(hr.astype(np.float64), 1 / 4) + 0.5), 0, 255).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""PSNR / SSIM / Y conversion, and the bicubic baseline table of REFERENCE §2 through the eval code."""
+"""PSNR / SSIM / Y conversion, and the bicubic baseline table of docs/protocol.md through the eval code."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ibmdn.metrics.quality import Protocol, psnr, rgb_to_y, ssim, tensor_to_uint
 
 RNG = np.random.default_rng(0)
 
-# REFERENCE §2: the standard bicubic table (PSNR, SSIM), Y channel, crop = scale
+# docs/protocol.md: the standard bicubic table (PSNR, SSIM), Y channel, crop = scale
 BICUBIC = {
     ("set5", 2): (33.66, 0.9299), ("set5", 3): (30.39, 0.8682), ("set5", 4): (28.42, 0.8104),
     ("set14", 2): (30.24, 0.8688), ("set14", 3): (27.55, 0.7742), ("set14", 4): (26.00, 0.7027),

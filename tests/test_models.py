@@ -54,4 +54,5 @@ def test_registry_errors():
         build_model("not_a_model", 2)
     with pytest.raises(ValueError, match="supports scales"):
         build_model("rfdn_aim", 5)
-    assert list_models("rfdn_ibmd_*") == ["rfdn_ibmd_cca", "rfdn_ibmd_chfab", "rfdn_ibmd_esa", "rfdn_ibmd_hfab"]
+    assert list_models("rfdn_ibmd_*") == ["rfdn_ibmd_cca", "rfdn_ibmd_chfab", "rfdn_ibmd_chfab_out", "rfdn_ibmd_esa",
+                                          "rfdn_ibmd_hfab"]

@@ -1,4 +1,4 @@
-"""The notebooks stay thin (DESIGN.md): rules checked on the committed ``notebooks/*.ipynb``.
+"""The notebooks stay thin (docs/CONTRIBUTING.md): rules checked on the committed ``notebooks/*.ipynb``.
 
 * a markdown header first; exactly one code cell tagged ``parameters``, holding only typed, commented
   assignments of literals (papermill injects ``make paper``'s values after it);

@@ -255,14 +255,30 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
     assert png.stat().st_size > 1000
 
 
-def test_train_step_runs_and_updates_weights():
-    from ibmdn.bench import train_step_fn
+def test_trainer_step_is_the_trainers_own_and_updates_weights():
+    from ibmdn.bench import trainer_step
+    from ibmdn.train.trainer import SRTask
 
-    model = build_model("ibmdn", scale=4)
-    before = model.conv_first.weight.detach().clone()
-    step = train_step_fn(model, 4, torch.device("cpu"), batch=2, hr=16)
+    step = trainer_step("ibmdn", 2, torch.device("cpu"), batch=2, hr=16, overrides={"channels_last": True})
+    task = step.task
+    assert isinstance(task, SRTask) and task.cfg.channels_last and task.cfg.batch_size == 2
+    before = task.model.conv_first.weight.detach().clone()
     step()
-    assert not torch.equal(before, model.conv_first.weight.detach())
+    assert not torch.equal(before, task.model.conv_first.weight.detach())
+
+
+def test_bench_train_interleaves_and_reports_ratios():
+    from ibmdn.bench import bench_train
+
+    df = bench_train(("imdn", "ibmdn"), ("default", "reference"), batch=2, hr=16, threads=None, rounds=2, steps=1)
+    got = {(r.model, r.weights) for r in df.itertuples()}
+    assert got == {("imdn", "default"), ("ibmdn", "default"), ("ibmdn", "reference")}  # no involution in imdn
+    ref = df[(df.model == "imdn") & (df.metric == "train_step_ratio")]
+    assert float(ref["value"].iloc[0]) == 1.0
+    steps = df[df.metric == "train_step"]
+    assert (steps["value"] > 0).all() and (steps["n_images"] == 2).all()
+    with pytest.raises(Exception, match="unknown training variant"):
+        bench_train(("imdn",), ("turbo",), batch=2, hr=16, threads=None)
 
 
 @pytest.mark.gpu

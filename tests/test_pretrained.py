@@ -1,4 +1,4 @@
-"""Official checkpoints: strict load through our converters and Set5 PSNR-Y of REFERENCE.md §5 (within 0.01 dB)."""
+"""Official checkpoints: strict load through our converters and Set5 PSNR-Y of docs/protocol.md (within 0.01 dB)."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from ibmdn.evaluate import evaluate
 from ibmdn.models import build_model
 from ibmdn.models.pretrained import get_checkpoint, list_checkpoints
 
-# Set5 PSNR-Y (dB) measured on the official code with these files (REFERENCE.md §5)
+# Set5 PSNR-Y (dB) measured on the official code with these files (docs/protocol.md)
 EXPECTED_SET5 = {
     ("imdn", 2): 37.996, ("imdn", 3): 34.360, ("imdn", 4): 32.210,
     ("bsrn", 2): 38.083, ("bsrn", 3): 34.450, ("bsrn", 4): 32.349,

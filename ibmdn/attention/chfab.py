@@ -6,7 +6,7 @@ information and mean aggregation are used in the attention block structure"; inv
 "alongside BSConv to replace convolution in the attention block in order to reduce the number of
 parameters". Its tables imply a budget of about 4.6K parameters per block at 64 channels and about
 3.7K at 50 (roughly ``64*C + 500``): HFAB(64, mid 16) has 39,440 in its training form, so every 3x3
-conv must go, the ERB's included (REFERENCE.md §3).
+conv must go, the ERB's included (docs/networks.md).
 
 Our reconstruction, with mid width ``m = 16``::
 

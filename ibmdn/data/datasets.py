@@ -6,7 +6,7 @@ BSD200, DIV2K, Flickr2K. Names are matched case-insensitively (``set5`` -> ``Set
 ``BSDS100`` are aliases of ``BSD100`` (EDSR's archive spells it ``B100``).
 
 A benchmark item is ``(name, hr, lr)``: ``hr`` is the modcropped ``uint8`` RGB image and ``lr`` its MATLAB
-bicubic downscaling (REFERENCE §2.1-2.2); the official LR files are not used (they are byte-identical,
+bicubic downscaling (docs/protocol.md); the official LR files are not used (they are byte-identical,
 tested on Set5), so every set follows one code path. LR images are generated on first use and cached as
 PNG in ``$IBMDN_CACHE`` (else ``$XDG_CACHE_HOME/ibmdn``, else ``~/.cache/ibmdn``): the shared data root is
 read-only in CI. The cache key is the sha256 of :data:`~ibmdn.data.imresize.IMRESIZE_VERSION`, the

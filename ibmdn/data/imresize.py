@@ -1,6 +1,6 @@
 """MATLAB-exact bicubic ``imresize`` (numpy for data, torch for the ``bicubic`` model) and ``modcrop``.
 
-Every SR benchmark's LR images are ``imresize(HR, 1/s, 'bicubic')`` from MATLAB (REFERENCE §2). This is
+Every SR benchmark's LR images are ``imresize(HR, 1/s, 'bicubic')`` from MATLAB (docs/protocol.md). This is
 an independent port of the algorithm MATLAB documents and ships in ``imresize.m``; every detail matters
 for byte-identical output:
 
@@ -129,7 +129,7 @@ def downscale(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so that height and width are multiples of ``scale`` (REFERENCE §2.1)."""
+    """Crop the bottom/right so that height and width are multiples of ``scale`` (docs/protocol.md)."""
     h, w = img.shape[:2]
     return img[: h - h % scale, : w - w % scale]
 

@@ -8,7 +8,7 @@ input                  rule
 =====================  =======================================================================
 PNG/BMP/JPEG/TIFF...   decoded with Pillow (any format Pillow reads); pixel values taken as stored,
                        no colour management (ICC profiles ignored, as MATLAB ``imread`` does)
-grayscale (1, L, I)    replicated to three equal channels (REFERENCE §2.7: Set14 ``bridge``)
+grayscale (1, L, I)    replicated to three equal channels (docs/protocol.md: Set14 ``bridge``)
 palette (P, PA)        expanded through the palette; a ``tRNS`` transparency becomes alpha
 alpha (RGBA, LA, PA)   composited on a white background: ``out = c * a + 255 * (1 - a)``, ``a`` in
                        [0, 1], then rounded half up (the usual "flatten onto paper" choice; a black

@@ -224,7 +224,7 @@ def _build_audit() -> tuple[AuditSpec, ...]:
                               "Table VI's RFDN_IBMD row. " + _RFDN_IBMD + extra))
         rows.append(AuditSpec("ibmdn_stable", scale, "3%", "", paper_as="rfdn_ibmd_chfab",
                               note="not in the paper: IBMDN with stable involutions (per-pixel LayerNorm kernel "
-                              "generator, residual scale: 36 parameters more per involution), against the "
+                              "generator, a residual scale per channel of every involution), against the "
                               "paper's IBMDN counts"))
     rows.append(
         AuditSpec(

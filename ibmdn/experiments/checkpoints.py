@@ -8,7 +8,7 @@ level: the two rows show the effect of that choice, ~0.09 dB on Set14, nothing e
 
 Each (model, scale, dataset, protocol) summary is kept in a parts folder as soon as it is measured, so a
 killed run resumes where it stopped; the final table is written only when every part exists.
-``compare_published`` joins a measured table with ``reported/published.csv`` (REFERENCE.md §2).
+``compare_published`` joins a measured table with ``reported/published.csv`` (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def bicubic_eval(**kw) -> pd.DataFrame:
 
 
 def compare_published(measured: pd.DataFrame) -> pd.DataFrame:
-    """Measured vs published (REFERENCE.md §2) on (model, scale, dataset, metric), with the difference."""
+    """Measured vs published (docs/protocol.md) on (model, scale, dataset, metric), with the difference."""
     from ibmdn.results import reported
 
     pub = reported(source="published")

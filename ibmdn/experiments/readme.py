@@ -237,9 +237,50 @@ def render_short_sweep(df: pd.DataFrame) -> str:
               else "commits per run in the sidecar" + (", some from a dirty tree" if dirty else ""))
     head = (f"`ibmdn train --profile short --scale 2` ({b.get('iterations')} iterations of batch {b.get('batch_size')}, "
             f"HR patch {b.get('patch_size')}) on {_device_words(meta)}: {meta.get('command')}; {commit}; variants: "
-            f"`configs/short_sweep/*.toml`. Set5 PSNR-Y (bicubic 33.66 dB; issue target for ibmdn 35.5 dB).")
+            f"`configs/short_sweep/*.toml`. Set5 PSNR-Y (bicubic 33.66 dB).")
     return head + "\n\n" + markdown_table(["model", "recipe", "final dB", "best dB", "validation every 250 steps",
                                             "seconds"], rows, "llrrlr")
+
+
+def render_stability(df: pd.DataFrame) -> str:
+    """Involution stability: eval-mode growth, blow-ups, train/eval agreement, worst case against bicubic."""
+    meta = (df.attrs.get("meta") or {}).get("provenance") or {}
+    val = {(r.model, r.weights, r.metric): r.value for r in df.itertuples(index=False)}
+    cols = [("growth_train", "growth, train mode", 2), ("growth_eval", "growth, eval mode", 2),
+            ("patches_out_of_range", "patches out of [-0.5, 1.5]", 0), ("max_abs_output", "max abs output", 3),
+            ("train_eval_psnr", "train vs eval dB", 1), ("worst_gain_vs_bicubic", "worst dB vs bicubic", 2),
+            ("images_much_worse_than_bicubic", "images > 1 dB below bicubic", 0)]
+    rows = []
+    for model, weights in sorted({(m, w) for m, w, _ in val}, key=lambda k: ("superseded" in k[1], k)):
+        rows.append([f"`{model}`", f"`{weights}`"] + [
+            _int(val.get((model, weights, k))) if d == 0 else (f"{val.get((model, weights, k)):.3g}"
+                                                              if k == "max_abs_output" else _num(val.get((model, weights, k)), d))
+            for k, _, d in cols])
+    patches = meta.get("patches") or {}
+    head = (f"`python -m ibmdn.experiments.stability` on {_device_words(meta)}, x2, {_commit(meta.get('git'))}: the "
+            f"{patches.get('n')} most contrasted {patches.get('size')}x{patches.get('size')} LR patches of T91 (growth = "
+            f"exponent p of |net(a x)| ~ a^p between a = 1 and 2, median over patches; 1 = linear), and "
+            f"{len(meta.get('contrast_suite') or [])} full-contrast patterns and Urban100 tiles against bicubic "
+            f"interpolation. `*-superseded`: weights of the earlier BSConv-S IBMDN, no longer shipped.")
+    return head + "\n\n" + markdown_table(["model", "weights"] + [c[1] for c in cols], rows, "ll" + "r" * len(cols))
+
+
+def render_bench_train(df: pd.DataFrame) -> str:
+    """The trainer's step per network and speed option, interleaved in rounds, with its ratio to the reference."""
+    meta = (df.attrs.get("meta") or {}).get("provenance") or {}
+    par = meta.get("parameters") or {}
+    val = {(r.model, r.weights, r.metric): r.value for r in df.itertuples(index=False)}
+    rows = []
+    for model, weights in sorted({(m, w) for m, w, _ in val}, key=lambda k: val.get((k[0], k[1], "train_step"), 0)):
+        g = lambda k, d: _num(val.get((model, weights, k)), d)  # noqa: E731
+        rows.append([f"`{model}`", f"`{weights}`", g("train_step", 1), f"{g('train_step_min', 1)}-{g('train_step_max', 1)}",
+                     g("train_step_ratio", 2), f"{g('train_step_ratio_min', 2)}-{g('train_step_ratio_max', 2)}"])
+    head = (f"`{meta.get('command')}` on {_device_words(meta)} ({meta.get('threads')} threads), x{par.get('scale')}, "
+            f"batch {par.get('batch')}, HR {par.get('hr')}; {par.get('rounds')} interleaved rounds of "
+            f"{par.get('steps')} steps; {_commit(meta.get('git'))}, {str(meta.get('date_utc', ''))[:10]}. Ratio: "
+            f"against `{par.get('reference')}` in the same round.")
+    return head + "\n\n" + markdown_table(["model", "variant", "ms/step", "rounds", "ratio", "ratio over rounds"],
+                                           rows, "llrrrr")
 
 
 def render_checkpoint_eval(df: pd.DataFrame) -> str:
@@ -271,8 +312,9 @@ SECTIONS: dict[str, Section] = {
     "checkpoint_eval": Section("checkpoint_eval.csv", render_checkpoint_eval, "ibmdn eval-checkpoints"),
     "bench_cpu": Section("bench-cpu.csv", render_bench, "ibmdn bench --device cpu"),
     "bench_cuda": Section("bench-cuda.csv", render_bench, "bash scripts/gpu_session.sh on a GPU"),
-    "short_sweep": Section("short_sweep.csv", render_short_sweep, "bash scripts/gpu_sweep.sh on a GPU"),
     "short_cpu": Section("short_cpu.csv", render_short_sweep, "python -m ibmdn.experiments.sweep --table short_cpu"),
+    "stability": Section("involution_stability.csv", render_stability, "python -m ibmdn.experiments.stability"),
+    "bench_train_cpu": Section("bench-train-cpu.csv", render_bench_train, "ibmdn bench-train"),
     **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 7)},
 }

@@ -22,6 +22,11 @@ must handle: the most contrasted patches of the training images.
   - ``train_eval_psnr``: PSNR (dB, peak 1) between the train-mode and the eval-mode outputs of the
     same batch of patches: how far apart the two functions are on training data (999: identical).
 
+* :func:`contrast_suite` and :func:`versus_bicubic`: full-contrast synthetic patterns and the most
+  contrasted Urban100 tiles, super-resolved and compared with bicubic interpolation (PSNR-Y);
+  ``worst_gain_vs_bicubic``, ``median_gain_vs_bicubic`` and ``images_much_worse_than_bicubic``
+  (more than :data:`MUCH_WORSE_DB` below bicubic) are written with the dataset ``contrast-suite``.
+
 ``python -m ibmdn.experiments.stability --net NAME=MODEL:WEIGHTS[:KEY=VALUE] ... --out results`` writes
 ``results/involution_stability.csv`` (long schema) with the weights' sha256 in the sidecar.
 """
@@ -114,12 +119,80 @@ def stability_metrics(model: nn.Module, patches: torch.Tensor, batch: int = 50) 
     }
 
 
+def contrast_suite(scale: int, size: int = 96, crops: int = 8, root=None) -> list[tuple[str, np.ndarray]]:
+    """Hard HR test images (``uint8`` RGB, ``size`` square, a multiple of ``scale`` after modcrop).
+
+    Full-contrast synthetic patterns (checkerboards and stripes at several periods, a zone plate, binary
+    noise, a black/white edge, coloured bars) and the ``crops`` most contrasted ``size`` x ``size`` tiles of
+    the first 20 Urban100 images (real textures; none of them is a training image).
+    """
+    from ibmdn.data.datasets import image_files, resolve_set
+    from ibmdn.data.io import read_image
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    rng = np.random.default_rng(0)
+    planes: dict[str, np.ndarray] = {}
+    for period in (2, 4, 6, 8, 12, 16):
+        planes[f"checker{period}"] = ((yy // (period // 2) + xx // (period // 2)) % 2).astype(float)
+        planes[f"stripes{period}"] = ((xx // (period // 2)) % 2).astype(float)
+    r2 = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / size
+    planes["zoneplate"] = 0.5 + 0.5 * np.cos(np.pi * r2)
+    planes["noise"] = rng.integers(0, 2, (size, size)).astype(float)
+    planes["edge"] = (xx >= size // 2).astype(float)
+    out = [(name, np.repeat((255 * p).round().astype(np.uint8)[..., None], 3, axis=2)) for name, p in planes.items()]
+    bars = np.zeros((size, size, 3), np.uint8)
+    for k in range(8):
+        bars[:, k * size // 8:(k + 1) * size // 8] = [255 * ((k >> b) & 1) for b in range(3)]
+    out.append(("colourbars", bars))
+    tiles = []
+    for path in image_files(resolve_set("Urban100", "benchmark", root))[:20]:
+        hr, name = read_image(path), path.stem
+        for y in range(0, hr.shape[0] - size + 1, size):
+            for x in range(0, hr.shape[1] - size + 1, size):
+                t = hr[y:y + size, x:x + size]
+                tiles.append((float(t.std()), f"{name}@{y},{x}", t))
+    tiles.sort(key=lambda t: -t[0])
+    out += [(n, t) for _, n, t in tiles[:crops]]
+    return out
+
+
+def versus_bicubic(model: nn.Module, scale: int, images: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    """Per image: PSNR-Y of ``model``'s SR and of bicubic interpolation against the HR (the tables' protocol).
+
+    LR = MATLAB-exact bicubic downscaling of the HR; the SR output is clamped and quantised to uint8.
+    """
+    from ibmdn.data.imresize import downscale, imresize, modcrop
+    from ibmdn.metrics.quality import psnr, tensor_to_uint8, uint8_to_tensor
+
+    rows = []
+    with torch.no_grad():
+        for name, hr in images:
+            hr = modcrop(hr, scale)
+            lr = downscale(hr, scale)
+            sr = tensor_to_uint8(model(uint8_to_tensor(lr)).clamp(0, 1))
+            rows.append({"image": name, "psnr_sr": psnr(sr, hr, scale), "psnr_bicubic": psnr(imresize(lr, scale), hr, scale)})
+    df = pd.DataFrame(rows)
+    df["gain"] = df["psnr_sr"] - df["psnr_bicubic"]
+    return df
+
+
+MUCH_WORSE_DB = 1.0
+"""An SR image more than this below bicubic interpolation (PSNR-Y) counts as much worse than bicubic."""
+
 _UNITS = {"growth_eval": "1", "growth_train": "1", "max_abs_output": "1", "patches_out_of_range": "count",
-          "patches_nonfinite": "count", "train_eval_psnr": "dB"}
+          "patches_nonfinite": "count", "train_eval_psnr": "dB", "worst_gain_vs_bicubic": "dB",
+          "median_gain_vs_bicubic": "dB", "images_much_worse_than_bicubic": "count"}
 
 
-def stability_rows(name: str, model_name: str, scale: int, metrics: dict[str, float], n: int) -> list[dict]:
-    return [{"table": TABLE, "model": model_name, "weights": name, "scale": scale, "dataset": "t91-contrast",
+def suite_metrics(df: pd.DataFrame) -> dict[str, float]:
+    """Summary of :func:`versus_bicubic`: worst and median gain, images more than 1 dB below bicubic."""
+    return {"worst_gain_vs_bicubic": float(df["gain"].min()), "median_gain_vs_bicubic": float(df["gain"].median()),
+            "images_much_worse_than_bicubic": int((df["gain"] < -MUCH_WORSE_DB).sum())}
+
+
+def stability_rows(name: str, model_name: str, scale: int, metrics: dict[str, float], n: int,
+                   dataset: str = "t91-contrast") -> list[dict]:
+    return [{"table": TABLE, "model": model_name, "weights": name, "scale": scale, "dataset": dataset,
              "metric": k, "value": v, "unit": _UNITS[k], "n_images": n, "source": "measured"}
             for k, v in metrics.items()]
 
@@ -149,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results"))
     args = ap.parse_args(argv)
     patches = high_contrast_patches(args.scale, args.patches)
+    suite = contrast_suite(args.scale)
     rows, nets = [], {}
     for spec in args.net:
         name, model_name, weights, kw = _parse_net(spec)
@@ -156,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         m = stability_metrics(model, patches)
         print(name, {k: round(v, 4) for k, v in m.items()})
         rows += stability_rows(name, model_name, args.scale, m, len(patches))
+        v = suite_metrics(versus_bicubic(model.eval(), args.scale, suite))
+        print(name, {k: round(x, 3) for k, x in v.items()})
+        rows += stability_rows(name, model_name, args.scale, v, len(suite), dataset="contrast-suite")
         nets[name] = {"model": model_name, "model_kwargs": kw, "weights": weights, "sha256": sha256_file(weights)}
     meta = provenance(nets=nets, patches={"set": "T91", "n": len(patches), "size": 48, "rule": "largest std"},
+                      contrast_suite=[n for n, _ in suite], much_worse_db=MUCH_WORSE_DB,
                       out_of_range=OUT_OF_RANGE, command="python -m ibmdn.experiments.stability " + " ".join(
                           argv if argv is not None else __import__("sys").argv[1:]))
     write_table(pd.DataFrame(rows), args.out / f"{TABLE}.csv", meta)

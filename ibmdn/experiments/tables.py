@@ -17,7 +17,7 @@ Training (:mod:`ibmdn.train`, called, not re-implemented)
     Adjustments to the profile, recorded in the recipe: ``threads`` (see below) and, when the profile's
     HR patch is not a multiple of the scale (32 and 64 at x3), the patch rounded up to the next multiple.
 
-Evaluation (:func:`ibmdn.evaluate.evaluate`, the protocol of REFERENCE section 2)
+Evaluation (:func:`ibmdn.evaluate.evaluate`, the protocol of docs/protocol.md)
     The profile also fixes what is evaluated (:data:`EVAL_PLANS`): ``smoke`` scores the two smallest
     Set5 images only (``n_images`` says so; ESRT and ESRGAN take minutes per full set on two CPU cores),
     ``short`` and ``paper`` the whole of each table's benchmarks. LPIPS (AlexNet, RGB, whole image,

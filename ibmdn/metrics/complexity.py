@@ -1,6 +1,6 @@
 """Model cost: parameters, multiply-accumulates (MACs), latency and peak memory.
 
-Conventions follow the efficient-SR literature and the NTIRE challenges (REFERENCE §7):
+Conventions follow the efficient-SR literature and the NTIRE challenges (docs/protocol.md):
 
 * **Parameters**: learnable tensors only (BatchNorm running statistics are buffers, not counted).
 * **MACs** are counted by forward hooks, one multiply-add = 1 (the "Multi-Adds" of IMDN / BSRN, what

@@ -1,7 +1,7 @@
 """LPIPS (Zhang et al. 2018, AlexNet, v0.1) that works offline, and the perceptual backbones behind it.
 
 The ``lpips`` package ships only its linear calibration layers; its AlexNet backbone normally comes from
-torchvision's download (``alexnet-owt-7be5be79.pth``), which fails without internet (REFERENCE §6).
+torchvision's download (``alexnet-owt-7be5be79.pth``), which fails without internet (docs/protocol.md).
 Backbone sources, in order (a random backbone is never used silently):
 
 1. torchvision's hub cache (``torch.hub.get_dir()/checkpoints/alexnet-owt-7be5be79.pth``,

@@ -1,6 +1,6 @@
-"""PSNR and SSIM on the Y channel, the evaluation protocol every table of the field uses (REFERENCE §2).
+"""PSNR and SSIM on the Y channel, the evaluation protocol every table of the field uses (docs/protocol.md).
 
-Conventions (DESIGN "metrics conventions in one place"): images are ``uint8`` ``H x W x 3`` RGB arrays;
+Conventions (docs/CONTRIBUTING.md): images are ``uint8`` ``H x W x 3`` RGB arrays;
 tensors are float [0, 1] ``NCHW``; metrics are computed in float64.
 
 * :class:`Protocol` is a frozen dataclass recorded (``dataclasses.asdict``) next to every number.
@@ -12,7 +12,7 @@ tensors are float [0, 1] ``NCHW``; metrics are computed in float64.
   gray level ``(Y - 16) * 255 / 219`` (= the gray value for equal channels) instead of on BT.601 Y. The
   classic MATLAB scripts behind the published bicubic table skip ``rgb2ycbcr`` for such images, which
   scores ``bridge`` 1.32 dB lower and Set14 0.09 dB lower than the Python pipelines (BasicSR, IMDN's
-  script) that read every image as RGB (REFERENCE §2.7, the default here).
+  script) that read every image as RGB (docs/protocol.md, the default here).
 * PSNR = 10 log10(255^2 / MSE) per image (``inf`` for identical images).
 * SSIM (Wang et al. 2004): 11 x 11 Gaussian window sigma 1.5 (normalised), K1 = 0.01, K2 = 0.03,
   L = 255, 'valid' filtering (only windows fully inside the image), mean of the SSIM map; on RGB

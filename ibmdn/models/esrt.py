@@ -72,12 +72,10 @@ The paper under study (IBMDN, arXiv 2503.14779) and ESRT
   discriminator counts for the same names (D = 247K / 323K), i.e. Table V's "D" for the ESRT variants
   looks like the network without its upsampling paths. A 64-channel token dimension of 576 alone
   costs 750,096 parameters, so the 545K/622K totals cannot contain the 64-channel efficient transformer
-  with 3x3 patches: the exact configuration the paper counted is not derivable (see REFERENCE.md §4),
-  and this module does not pretend otherwise. Measured with this module and :mod:`ibmdn.blocks` (x2,
-  64 channels, the three HPBs replaced by six blocks of the Bs/I pattern, LTB and upsamplers kept):
-  IMDB-IBMD (BSConv-U, CCA) 1,436,489; IBMDB (BSConv-S, CHFAB) 1,511,693; the same without the
-  transformer 686,393 / 761,597 - all above the paper. The six-block difference between those two block
-  kinds (75,204) is close to 622K - 545K = 77K, a hint that the paper's pair differs by its blocks only.
+  with 3x3 patches: the exact configuration the paper counted is not derivable (see docs/networks.md),
+  and this module does not pretend otherwise. With the three HPBs replaced by six blocks of the Bs/I
+  pattern (LTB and upsamplers kept, 64 channels) both registered variants count above the paper's totals
+  (``results/param_audit.csv``).
 * Table V (Set5 x4, 700 epochs) reports ESRT_IMDN_IBMD G=620K D=247K (867K) and ESRT_RFDN_IBMD
   G=690K D=323K ("1M"); G at x4 there disagrees with Table VI's 841K / 917K.
 
@@ -558,5 +556,5 @@ def esrt_imdn_ibmd(scale: int, **kwargs) -> ESRT:
 
 @register_model("esrt_rfdn_ibmd", scales=(2, 3, 4), family="esrt")
 def esrt_rfdn_ibmd(scale: int, **kwargs) -> ESRT:
-    """ESRT_RFDN_IBMD: ESRT-64 with six IBMDBs (BSConv-S / involution, CHFAB) (Table IV)."""
+    """ESRT_RFDN_IBMD: ESRT-64 with six IBMDBs (BSConv-U / involution, CHFAB) (Table IV)."""
     return esrt_ibmd_net(scale, "rfdb", **kwargs)

@@ -17,7 +17,7 @@
 * ``ibmdn_stable``: IBMDN with every involution (blocks and CHFAB) in its stable form: per-pixel
   LayerNorm in the kernel generator instead of BatchNorm (the same function in training and
   inference) and a residual-branch scale initialised to 0.1 (see :mod:`ibmdn.ops.involution` and
-  ``docs/networks.md``). Same operator pattern, 36 more parameters per involution (the scales).
+  ``docs/networks.md``). Same operator pattern; one learnable scale per channel of every involution.
 * ``pattern`` (model argument) sets the depth pattern, e.g. the last block ``IBsI`` of the authors'
   code instead of the paper's ``III`` (``IBMD_IBSI``).
 

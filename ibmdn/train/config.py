@@ -6,7 +6,7 @@ an optional ``[model_kwargs]`` table, see ``configs/``), then the command-line f
 recipe (``dataclasses.asdict``) is written to the run folder, stored in every checkpoint and recorded
 with every result, so a number always says which budget produced it.
 
-The profiles (DESIGN "profiles, not forks"):
+The profiles (docs/results-and-provenance.md):
 
 * ``paper``: the paper's section IV.B: HR patches 192, batch 16, Adam (0.9, 0.999), lr 2e-4 halved
   every 2e5 iterations, loss L1 + perceptual (Johnson et al.) and nothing else (the BSConv-S
@@ -53,7 +53,7 @@ GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and s
 ESRGAN's: 1e-2 L1 + 1 perceptual + 5e-3 relativistic-average adversarial, after ``gan_warmup`` pixel-only
 iterations (ESRGAN pre-trains its generator on L1; the warm-up plays that role). ESRGAN's perceptual
 term is the L1 distance of VGG19 ``conv5_4`` features before activation; VGG19 has no offline source
-here (REFERENCE §6), so the GAN uses VGG16 ``conv5_3`` before activation: a documented deviation.
+here (docs/protocol.md), so the GAN uses VGG16 ``conv5_3`` before activation: a documented deviation.
 """
 
 from __future__ import annotations
@@ -129,6 +129,9 @@ class TrainConfig:
             under ``compile`` it runs the ``shift`` form.
         threads: ``torch.set_num_threads`` (0: leave torch's default).
         model_kwargs: extra keyword arguments for ``build_model`` (e.g. a tiny model for tests).
+        init_weights: a state dict (e.g. another run's ``final.pth``) whose tensors initialise every
+            parameter and buffer of the same name and shape; the others (e.g. the upsampler of another
+            scale) keep their fresh initialisation. The usual way to train x3/x4 from an x2 network's body.
     """
 
     profile: str = "paper"
@@ -179,6 +182,7 @@ class TrainConfig:
     involution_impl: str = "auto"
     threads: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_weights: str = ""
 
     def __post_init__(self) -> None:
         checks = [

@@ -280,6 +280,26 @@ def _build(model_name: str, scale: int, cfg: TrainConfig):
     return g, d
 
 
+def init_from(model: nn.Module, path: str) -> dict[str, Any]:
+    """Copy the tensors of the state dict at ``path`` into ``model`` where name and shape match.
+
+    Returns what was done (recorded in ``config.json``): the file's sha256, how many tensors were
+    copied, and the names of those kept from the fresh initialisation.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TrainError(f"init_weights: no such file {p}")
+    sd = torch.load(p, map_location="cpu", weights_only=True)
+    sd = sd.get("model", sd) if isinstance(sd, dict) else sd
+    own = model.state_dict()
+    take = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise TrainError(f"init_weights: no tensor of {p} fits the model")
+    model.load_state_dict(take, strict=False)
+    return {"path": str(p), "sha256": sha256_file(p), "copied": len(take),
+            "kept_fresh": sorted(k for k in own if k not in take)}
+
+
 def _log_fields(task) -> list[str]:
     parts = ["l1", "perceptual", "reg"] + (
         ["adv", "d_loss", "d_real", "d_fake"] if task.kind == "gan" else []
@@ -435,6 +455,7 @@ def _train(
     # model(s) and task: identical initial weights on every process
     seed_everything(cfg.seed)
     g, d = _build(model_name, scale, cfg)
+    init = init_from(g, cfg.init_weights) if cfg.init_weights and not resume else None
     if cfg.gan:
         from ibmdn.train.gan import GANTask
 
@@ -518,6 +539,7 @@ def _train(
                 "padded_images": images.padded,
                 "params": count_params(task.generator),
                 "loss": task.describe(),
+                "init": init,
             },
             run_dir / "config.json",
         )
@@ -698,6 +720,7 @@ def _overrides(args) -> dict[str, Any]:
         "workers": args.workers,
         "threads": args.threads,
         "train_sets": args.train_sets,
+        "init_weights": getattr(args, "init", None),
     }
     for flag, key, value in (
         (args.gan, "gan", True),
@@ -766,7 +789,8 @@ def train_command(args) -> int:
         )
         print(
             f"trained {summary['model']} x{summary['scale']} ({summary['profile']}): "
-            f"{summary['steps']} steps in {summary['wall_s']:.0f} s{val}",
+            f"{summary['steps']} steps in {summary['wall_s']:.0f} s "
+            f"({summary['steps'] / max(summary['wall_s'], 1e-9):.2f} steps/s, validation included){val}",
             file=sys.stderr,
         )
     return 0
