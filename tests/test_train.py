@@ -451,3 +451,26 @@ def test_sweep_collects_finished_runs_and_renders(tmp_path, data_root, keep_thre
     assert "`smoke-lr1e-3`" in md and "test" in md and f"{psnr:.3f}" in md
     with pytest.raises(SystemExit, match="no final.json"):
         collect_runs([tmp_path], "short_cpu")
+
+
+def test_init_from_copies_matching_tensors_and_keeps_the_rest(tmp_path):
+    """x3/x4 from an x2 body: every tensor of the same name and shape is copied, the upsampler stays fresh."""
+    from ibmdn.models import build_model
+    from ibmdn.train.trainer import TrainError, init_from
+
+    torch.manual_seed(0)
+    x2 = build_model("ibmdn_stable", 2, channels=20, pattern="BsIBs-III")
+    path = tmp_path / "x2.pth"
+    torch.save(x2.state_dict(), path)
+    torch.manual_seed(1)
+    x4 = build_model("ibmdn_stable", 4, channels=20, pattern="BsIBs-III")
+    fresh = x4.upsample[0].weight.detach().clone()
+    info = init_from(x4, str(path))
+    assert info["kept_fresh"] == ["upsample.0.bias", "upsample.0.weight"] and len(info["sha256"]) == 64
+    assert torch.equal(x4.conv_first.weight, x2.conv_first.weight)
+    assert torch.equal(x4.upsample[0].weight, fresh)
+    with pytest.raises(TrainError, match="no such file"):
+        init_from(x4, str(tmp_path / "missing.pth"))
+    torch.save({"other": torch.zeros(1)}, tmp_path / "foreign.pth")
+    with pytest.raises(TrainError, match="no tensor"):
+        init_from(x4, str(tmp_path / "foreign.pth"))

@@ -91,27 +91,29 @@ def stability_metrics(model: nn.Module, patches: torch.Tensor, batch: int = 50) 
     Patches whose output is not finite count as out of range (and in ``patches_nonfinite``); the other
     metrics are taken over the patches that stay finite (medians of per-patch growth exponents).
     """
-    model = model.eval()
+    from ibmdn.ops.involution import set_involution_impl
+
+    model = set_involution_impl(model.eval(), "shift")  # the same function as the reference, faster
     train = _train_mode_copy(model)
 
     def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(x[i:i + batch]) for i in range(0, len(x), batch)]).double().flatten(1)
 
-    def growth(net: nn.Module) -> float:
-        lo, hi = run(net, patches), run(net, 2 * patches)
+    def growth(lo: torch.Tensor, hi: torch.Tensor) -> float:
         ok = torch.isfinite(lo).all(1) & torch.isfinite(hi).all(1)
         rlo, rhi = lo[ok].pow(2).mean(1).sqrt(), hi[ok].pow(2).mean(1).sqrt()
         keep = rlo > 0
         return float(torch.log2(rhi[keep] / rlo[keep]).median()) if bool(keep.any()) else float("nan")
 
     out, out_train = run(model, patches), run(train, patches)
+    growth_eval, growth_train = growth(out, run(model, 2 * patches)), growth(out_train, run(train, 2 * patches))
     finite = torch.isfinite(out).all(1)
     beyond = ((out < -OUT_OF_RANGE) | (out > 1 + OUT_OF_RANGE)).any(1) | ~finite
     both = finite & torch.isfinite(out_train).all(1)
     mse = float((out_train[both] - out[both]).pow(2).mean())
     return {
-        "growth_eval": growth(model),
-        "growth_train": growth(train),
+        "growth_eval": growth_eval,
+        "growth_train": growth_train,
         "max_abs_output": float(out[finite].abs().max()),
         "patches_out_of_range": int(beyond.sum()),
         "patches_nonfinite": int((~finite).sum()),
