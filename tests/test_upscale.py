@@ -57,7 +57,8 @@ def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
     assert (b.width, b.height, b.format) == (28, 18, "JPEG")
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
     # with --overwrite and only good inputs: everything written, status 0
-    rc = _run(src / "c.png", src / "a.png", "--scale", 2, "--weights", checkpoint, "--out", out, "--overwrite")
+    rc = _run(src / "c.png", src / "a.png", "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out,
+              "--overwrite")
     assert rc == 0 and read_image_info(out / "c.png").width == 16
 
 
@@ -72,7 +73,7 @@ def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
     rgba = np.dstack([_rgb(10, 9), np.full((10, 9), 255, np.uint8)])
     rgba[:, :4, 3] = 0  # left part fully transparent
     Image.fromarray(rgba).save(src / "alpha.png")
-    assert _run(src, "--scale", 2, "--weights", checkpoint, "--out", out) == 0
+    assert _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out) == 0
     deep = read_image_info(out / "deep.png")
     assert (deep.bits, deep.channels, deep.width, deep.height) == (16, 3, 18, 20)
     from ibmdn.data.io import _decode_png16
