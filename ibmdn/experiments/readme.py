@@ -313,6 +313,8 @@ SECTIONS: dict[str, Section] = {
     "bench_cpu": Section("bench-cpu.csv", render_bench, "ibmdn bench --device cpu"),
     "bench_cuda": Section("bench-cuda.csv", render_bench, "bash scripts/gpu_session.sh on a GPU"),
     "short_cpu": Section("short_cpu.csv", render_short_sweep, "python -m ibmdn.experiments.sweep --table short_cpu"),
+    "train_paths_cpu": Section("train_paths_cpu.csv", render_short_sweep,
+                               "python -m ibmdn.experiments.sweep --table train_paths_cpu"),
     "stability": Section("involution_stability.csv", render_stability, "python -m ibmdn.experiments.stability"),
     "bench_train_cpu": Section("bench-train-cpu.csv", render_bench_train, "ibmdn bench-train"),
     **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
