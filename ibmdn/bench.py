@@ -533,12 +533,6 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
                     compiled = tp == "compiled"
                     tag = tp if impl is None else f"{tp}-{impl}"
                     ds = f"hr{cfg.train_hr}-b{cfg.train_batch}"
-                    torch.manual_seed(0)
-                    model = build_model(name, scale=cfg.scale)
-                    if impl is not None:
-                        from ibmdn.ops.involution import set_involution_impl
-
-                        set_involution_impl(model, impl)
                     try:
                         over = {"compile": compiled, **({"involution_impl": impl} if impl else {})}
                         step = trainer_step(name, cfg.scale, device, cfg.train_batch, cfg.train_hr, over)
@@ -553,7 +547,7 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
                     rows += [_row(name, tag, ds, "train_step", med, "ms", len(times)),
                              _row(name, tag, ds, "train_peak_mem", mem["peak_mem"], "MiB", 1)]
                     log(f"  {name:10s} train {tag:18s} {ds}: {med:8.1f} ms/step, peak {mem['peak_mem']:.0f} MiB")
-                    del step, model
+                    del step
                     gc.collect()
     df = pd.DataFrame(rows)
     df["scale"] = cfg.scale

@@ -56,19 +56,22 @@ def high_contrast_patches(scale: int, n: int = 200, size: int = 48, root=None) -
     from ibmdn.data.datasets import training_set
     from ibmdn.data.imresize import downscale, modcrop
 
-    tiles, stds = [], []
-    for _, hr in training_set("T91", root=root):
-        lr = downscale(modcrop(hr, scale), scale)
-        for y in range(0, lr.shape[0] - size + 1, size):
-            for x in range(0, lr.shape[1] - size + 1, size):
-                t = lr[y:y + size, x:x + size]
-                tiles.append(t)
-                stds.append(float(t.std()))
+    lrs = ((name, downscale(modcrop(hr, scale), scale)) for name, hr in training_set("T91", root=root))
+    tiles = most_contrasted_tiles(lrs, size, n)
     if not tiles:
         raise ValueError(f"no {size}x{size} LR tile in T91 at x{scale}")
-    order = np.argsort(-np.asarray(stds), kind="stable")[:n]
-    batch = np.stack([tiles[i] for i in order]).astype(np.float32) / 255.0
+    batch = np.stack([t for _, t in tiles]).astype(np.float32) / 255.0
     return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def most_contrasted_tiles(images, size: int, n: int) -> list[tuple[str, np.ndarray]]:
+    """The ``n`` non-overlapping ``size`` x ``size`` tiles of ``(name, HxWx3 array)`` images with the largest
+    standard deviation, most contrasted first (ties in reading order), named ``<image>@<y>,<x>``."""
+    tiles = [(float(a[y:y + size, x:x + size].std()), f"{name}@{y},{x}", a[y:y + size, x:x + size])
+             for name, a in images
+             for y in range(0, a.shape[0] - size + 1, size) for x in range(0, a.shape[1] - size + 1, size)]
+    order = np.argsort(-np.asarray([t[0] for t in tiles]), kind="stable")[:n]
+    return [(tiles[i][1], tiles[i][2]) for i in order]
 
 
 def _train_mode_copy(model: nn.Module) -> nn.Module:
@@ -78,10 +81,6 @@ def _train_mode_copy(model: nn.Module) -> nn.Module:
         if isinstance(bn, nn.modules.batchnorm._BatchNorm):
             bn.momentum = 0.0  # running statistics stay as they were (irrelevant: we only read outputs)
     return m
-
-
-def _rms(t: torch.Tensor) -> float:
-    return float(t.double().pow(2).mean().sqrt())
 
 
 @torch.no_grad()
@@ -146,16 +145,8 @@ def contrast_suite(scale: int, size: int = 96, crops: int = 8, root=None) -> lis
     for k in range(8):
         bars[:, k * size // 8:(k + 1) * size // 8] = [255 * ((k >> b) & 1) for b in range(3)]
     out.append(("colourbars", bars))
-    tiles = []
-    for path in image_files(resolve_set("Urban100", "benchmark", root))[:20]:
-        hr, name = read_image(path), path.stem
-        for y in range(0, hr.shape[0] - size + 1, size):
-            for x in range(0, hr.shape[1] - size + 1, size):
-                t = hr[y:y + size, x:x + size]
-                tiles.append((float(t.std()), f"{name}@{y},{x}", t))
-    tiles.sort(key=lambda t: -t[0])
-    out += [(n, t) for _, n, t in tiles[:crops]]
-    return out
+    urban = ((p.stem, read_image(p)) for p in image_files(resolve_set("Urban100", "benchmark", root))[:20])
+    return out + most_contrasted_tiles(urban, size, crops)
 
 
 def versus_bicubic(model: nn.Module, scale: int, images: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
