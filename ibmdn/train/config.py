@@ -47,6 +47,11 @@ The profiles (docs/results-and-provenance.md):
   each validation (``bn_recalibrate=25``). Without that, the run without the sigmoid BatchNorm read
   8.6 dB at step 500 with a training loss no worse than the others'. Only the checks in the middle of a
   run change; the training itself does not.
+* ``study``: the budget of the trained tables (:mod:`ibmdn.experiments.study`): ``short``'s recipe run
+  with several seeds, on the fast CPU path (channels-last; the fused involution is the CPU default) and
+  one thread per run, two runs side by side on the 2-core machine. The iteration count is sized from the
+  measured step times so that Tables I-III with three seeds per row fit in about 8 CPU-hours
+  (docs/results-and-provenance.md).
 * ``smoke``: CI; seconds per model (HR 32, batch 4, 4 iterations, no validation, no perceptual).
 
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
@@ -68,7 +73,7 @@ import tomllib
 
 from ibmdn.errors import IbmdnError
 
-PROFILE_NAMES = ("smoke", "short", "paper")
+PROFILE_NAMES = ("smoke", "short", "study", "paper")
 
 
 class ConfigError(IbmdnError):
@@ -269,6 +274,24 @@ PROFILES: dict[str, TrainConfig] = {
         bn_recalibrate=25,
         log_every=25,
         ckpt_every=100,
+    ),
+    "study": TrainConfig(
+        profile="study",
+        patch_size=64,
+        batch_size=8,
+        iterations=1500,
+        lr=1e-3,
+        schedule="cosine",
+        warmup=50,
+        min_lr_ratio=0.01,
+        perceptual_weight=0.0,
+        bsconv_s_weight=0.0,
+        val_every=250,
+        bn_recalibrate=25,
+        log_every=25,
+        ckpt_every=100,
+        channels_last=True,
+        threads=1,
     ),
     "smoke": TrainConfig(
         profile="smoke",

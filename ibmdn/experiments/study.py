@@ -1,0 +1,255 @@
+"""The study: the trained tables of the paper at one CPU budget, with seeds, one committed record per run.
+
+    python -m ibmdn.experiments.study run --hours 2.5      # train / resume / evaluate what is missing
+    python -m ibmdn.experiments.study status               # what is recorded, running, left
+
+Plan (:func:`study_plan`)
+    Every network of Tables I-III (``rfdn_ibmd_chfab`` is ``ibmdn``) and the stable IBMDN
+    (``ibmdn_stable``), three seeds each, trained under the ``study`` profile at x2. Runs are ordered
+    seed-major (every network's seed 0, then seed 1, ...) so that an interrupted study has one seed of
+    every row before it has three of any.
+
+Runs and records
+    A run trains in ``<runs>/<model>_x<scale>_study_s<seed>`` (git-ignored; resumed bitwise exactly when
+    interrupted), then is evaluated on the benchmarks of every table it appears in (Table I: the four sets,
+    PSNR / SSIM; Tables II-III: Set5 with LPIPS) and leaves its record, ``<records>/<run>.json``: the
+    recipe, budget, seed, commit, wall times, validation curve, training-loss curve and per-image
+    metrics. The records are what is committed (``results/study/``); the tables, the claims and the
+    figures are computed from them alone (:mod:`ibmdn.experiments.claims`).
+
+Workers
+    Several workers may share one runs folder (two on a 2-core machine, one thread each): a worker claims a
+    run with a lock file holding its process id (a lock whose process is gone is taken over) and skips
+    runs that are recorded or claimed. ``--hours`` bounds a worker's session: no run starts after the
+    deadline and the running one stops at it with its checkpoint written (the next session resumes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RECORDS = Path("results/study")
+SEEDS = (0, 1, 2)
+STUDY_TABLES = ("table1", "table2", "table3")
+EXTRA_MODELS = ("ibmdn_stable",)
+"""Studied beside the tables: IBMDN with the stable involution (the faithful one is Table III's CHFAB row)."""
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One training run of the study and what it is evaluated on."""
+
+    model: str
+    scale: int
+    seed: int
+    datasets: tuple[str, ...]
+    lpips_sets: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_x{self.scale}_study_s{self.seed}"
+
+
+def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = SEEDS) -> list[StudyRun]:
+    """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), each evaluated on the
+    union of its tables' benchmarks."""
+    from ibmdn.experiments.tables import DATASETS, RUN_ALIASES, TABLES
+
+    needs: dict[tuple[str, int], tuple[set[str], set[str]]] = {}
+    for name in sorted(tables, key=lambda t: t == "table1"):  # the IBMD tables first, Table I's rows after
+        spec = TABLES[name]
+        for model in spec.models:
+            for scale in spec.scales:
+                sets, lp = needs.setdefault((RUN_ALIASES.get(model, model), scale), (set(), set()))
+                sets.update(spec.datasets)
+                if "lpips" in spec.metrics:
+                    lp.update(spec.datasets)
+    for model in EXTRA_MODELS:
+        sets, lp = needs.setdefault((model, 2), (set(), set()))
+        sets.add("set5")
+        lp.add("set5")
+    return [StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp))
+            for seed in seeds for (m, s), (sets, lp) in needs.items()]
+
+
+def study_recipe(seed: int, scale: int = 2):
+    """The ``study`` profile with ``seed`` (the HR patch rounded up to a multiple of ``scale``)."""
+    from ibmdn.train import PROFILES, resolve_config
+
+    patch = PROFILES["study"].patch_size
+    return resolve_config("study", overrides={"seed": seed, "patch_size": scale * math.ceil(patch / scale)})
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+def record_path(run: StudyRun, records: Path = RECORDS) -> Path:
+    return Path(records) / f"{run.name}.json"
+
+
+def load_records(records: Path = RECORDS) -> list[dict[str, Any]]:
+    """Every committed run record (sorted by run name)."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(records).glob("*_study_s*.json"))]
+
+
+def _finished(folder: Path, iterations: int) -> dict[str, Any] | None:
+    fj = folder / "final.json"
+    if not fj.is_file():
+        return None
+    info = json.loads(fj.read_text(encoding="utf-8"))
+    return info if info.get("steps") == iterations and not info.get("stopped_early") else None
+
+
+def evaluate_run(run: StudyRun, weights: Path, data_root=None, weights_root=None) -> list[dict[str, Any]]:
+    """Per-image PSNR / SSIM (and LPIPS on ``run.lpips_sets``) of the run's weights, MATLAB-exact protocol."""
+    from ibmdn.evaluate import evaluate
+    from ibmdn.models import build_model
+    from ibmdn.ops.involution import set_involution_impl
+
+    net = set_involution_impl(build_model(run.model, run.scale, weights=str(weights)), "shift")  # same function
+    rows = []
+    for dataset in run.datasets:
+        df = evaluate(net, dataset, run.scale, lpips=dataset in run.lpips_sets, data_root=data_root,
+                      weights_root=weights_root)
+        keep = [c for c in ("dataset", "image", "psnr", "ssim", "lpips") if c in df.columns]
+        rows += df[keep].to_dict("records")
+    return rows
+
+
+def make_record(run: StudyRun, info: dict[str, Any], per_image: list[dict[str, Any]], eval_s: float) -> dict:
+    """The committed record of a finished run (its ``final.json`` without the bulky fields, + metrics)."""
+    keep = ("model", "scale", "profile", "budget", "config", "params", "steps", "wall_s", "val_set", "val_psnr",
+            "val_history", "weights_sha256", "git", "versions", "device", "platform", "date_utc", "torch_threads",
+            "train_images", "train_sets")
+    curve = [{"step": int(r["step"]), "lr": float(r["lr"]), "loss": float(r["loss"])} for r in info.get("log", [])]
+    return {"run": run.name, "seed": run.seed, **{k: info.get(k) for k in keep}, "train_curve": curve,
+            "eval_s": round(eval_s, 1), "per_image": per_image}
+
+
+# ------------------------------------------------------------------------------------------------ workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(lock: Path) -> bool:
+    """Create ``lock`` holding this process id; take it over when its process is gone."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                return False
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: float = 0.0, data_root=None,
+              weights_root=None, device: str = "cpu") -> list[str]:
+    """Train, evaluate and record the plan's missing runs (see the module docstring); the recorded names."""
+    import torch
+
+    from ibmdn.results import atomic_write_bytes, dumps_json
+    from ibmdn.train import train
+
+    deadline = time.time() + hours * 3600 if hours else math.inf
+    done = []
+    for run in plan:
+        if record_path(run, records).is_file() or time.time() >= deadline:
+            continue
+        lock = Path(runs) / f"{run.name}.lock"
+        if not claim(lock):
+            continue
+        try:
+            cfg = study_recipe(run.seed, run.scale)
+            torch.set_num_threads(cfg.threads)
+            folder = Path(runs) / run.name
+            info = _finished(folder, cfg.iterations)
+            if info is None:
+                left = (deadline - time.time()) / 60 if math.isfinite(deadline) else 0.0
+                print(f"[study] training {run.name}", flush=True)
+                train(run.model, run.scale, cfg, out=folder, resume=(folder / "last.pth").is_file(), device=device,
+                      data_root=data_root, weights_root=weights_root, progress=False, time_limit=max(left, 1e-3))
+                info = _finished(folder, cfg.iterations)
+                if info is None:  # stopped at the deadline; resumed next session
+                    print(f"[study] {run.name} paused at the deadline", flush=True)
+                    break
+            print(f"[study] evaluating {run.name}", flush=True)
+            t0 = time.perf_counter()
+            per_image = evaluate_run(run, folder / "final.pth", data_root, weights_root)
+            rec = make_record(run, info, per_image, time.perf_counter() - t0)
+            atomic_write_bytes(record_path(run, records), dumps_json(rec).encode("utf-8"))
+            done.append(run.name)
+            print(f"[study] recorded {run.name}: Set5 {_mean(per_image, 'set5', 'psnr'):.3f} dB", flush=True)
+        finally:
+            lock.unlink(missing_ok=True)
+    return done
+
+
+def _mean(rows: list[dict[str, Any]], dataset: str, metric: str) -> float:
+    vals = [r[metric] for r in rows if r["dataset"] == dataset and metric in r]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def status(plan: list[StudyRun], runs: Path, records: Path = RECORDS) -> dict[str, list[str]]:
+    """``recorded``, ``running`` (a live lock), ``started`` (a checkpoint, no record) and ``left`` runs."""
+    out: dict[str, list[str]] = {"recorded": [], "running": [], "started": [], "left": []}
+    for run in plan:
+        lock = Path(runs) / f"{run.name}.lock"
+        if record_path(run, records).is_file():
+            key = "recorded"
+        elif lock.is_file() and _alive(int(lock.read_text().strip() or 0)):
+            key = "running"
+        elif (Path(runs) / run.name / "last.pth").is_file():
+            key = "started"
+        else:
+            key = "left"
+        out[key].append(run.name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("action", choices=("run", "status"))
+    ap.add_argument("--tables", default=",".join(STUDY_TABLES), help="comma-separated trained tables")
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds")
+    ap.add_argument("--runs", default="runs/study", type=Path, help="run folders (git-ignored)")
+    ap.add_argument("--records", default=RECORDS, type=Path, help="where the run records go (committed)")
+    ap.add_argument("--hours", default=0.0, type=float, help="stop starting / training runs after this (0: none)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    plan = study_plan(tuple(t.strip() for t in args.tables.split(",") if t.strip()),
+                      tuple(int(s) for s in args.seeds.split(",") if s.strip()))
+    if args.action == "status":
+        for key, names in status(plan, args.runs, args.records).items():
+            print(f"{key} ({len(names)}): {' '.join(names)}")
+        return 0
+    run_study(plan, args.runs, args.records, args.hours, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
