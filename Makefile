@@ -4,7 +4,8 @@
 #   make backbones  store the LPIPS AlexNet/VGG16 backbones under IBMDN_BACKBONES (writable cache)
 #   make test       setup + backbones, then pytest (CPU) on tests/ and nbval on every notebook; fails on any failure
 #   make nbval      nbval alone (the notebooks re-executed in a scratch copy with default parameters)
-#   make paper      setup + backbones, then run every notebook (papermill, PROFILE=smoke|short|paper):
+#   make paper      setup + backbones, then run every notebook (papermill; PROFILE=study trains the study's
+#                   missing runs first, PROFILE=smoke|short|paper retrains Table VI's IBMDN):
 #                   results/*.csv (+ .meta.json), figures/*.png, results/notebooks/*.ipynb, README tables
 #   make notebooks  re-execute notebooks/*.ipynb in place with their default parameters (the stored outputs
 #                   that nbval compares), in the same scratch layout as `make test`
@@ -46,13 +47,16 @@ STAMP := $(VENV)/.ibmdn-installed
 BACKBONES_STAMP := $(IBMDN_BACKBONES)/.prepared
 
 # `make paper`: the notebooks in dependency order (Table VI reads results/checkpoint_eval.csv when present;
-# the figures read Table VI and the audit); PROFILE is the training budget of Tables I-VI and of the trained
-# IBMDN in the figures, DEVICE where they train and evaluate (e.g. make paper PROFILE=paper DEVICE=cuda).
-PROFILE ?= smoke
+# the figures read Table VI and the audit). Tables I-V and the claims are rendered from the committed study
+# records (results/study/); PROFILE=study first trains and records the runs they lack (hours on a CPU,
+# resumable). PROFILE=smoke|short|paper sets the training budget of the trained IBMDN of Table VI, the
+# figures and the CHFAB walkthrough (default: the package's shipped weights); DEVICE where they train.
+PROFILE ?=
 DEVICE ?= cpu
-PAPER_NOTEBOOKS := param_audit table6 table1 table2 table3 table4 table5 figures \
+PAPER_NOTEBOOKS := param_audit table6 table1 table2 table3 table4 table5 claims figures \
 	walkthrough_involution walkthrough_bsconv walkthrough_distillation walkthrough_chfab
-PROFILE_NOTEBOOKS := table1 table2 table3 table4 table5 table6 figures walkthrough_chfab
+STUDY_NOTEBOOKS := table1 table2 table3 table4 table5
+PROFILE_NOTEBOOKS := table6 figures walkthrough_chfab
 DEVICE_NOTEBOOKS := table1 table2 table3 table4 table5 table6 figures
 PAPERMILL_ARGS ?= --cwd notebooks --kernel python3 --no-progress-bar --log-level WARNING
 
@@ -96,12 +100,14 @@ paper: setup backbones
 	mkdir -p "$(ROOT)/results/notebooks" "$(ROOT)/figures"
 	cd "$(ROOT)" && for nb in $(PAPER_NOTEBOOKS); do \
 	  args=(); \
-	  [[ " $(PROFILE_NOTEBOOKS) " == *" $$nb "* ]] && args+=(-p profile "$(PROFILE)"); \
+	  [[ "$(PROFILE)" == study && " $(STUDY_NOTEBOOKS) " == *" $$nb "* ]] && args+=(-p train True); \
+	  [[ -n "$(PROFILE)" && "$(PROFILE)" != study && " $(PROFILE_NOTEBOOKS) " == *" $$nb "* ]] && \
+	    args+=(-p profile "$(PROFILE)"); \
 	  [[ " $(DEVICE_NOTEBOOKS) " == *" $$nb "* ]] && args+=(-p device "$(DEVICE)"); \
 	  echo "papermill $$nb $${args[*]}"; \
 	  "$(VENV)/bin/papermill" "notebooks/$$nb.ipynb" "results/notebooks/$$nb.ipynb" $(PAPERMILL_ARGS) "$${args[@]}"; \
 	done
-	cd "$(ROOT)" && "$(VPY)" -m ibmdn.experiments.readme --readme README.md --results results
+	cd "$(ROOT)" && "$(VPY)" -m ibmdn.experiments.readme --readme README.md docs/RESULTS.md --results results
 
 notebooks: setup backbones nbval-scratch
 	cd "$(NBVAL_DIR)/notebooks" && for nb in *.ipynb; do \
@@ -122,7 +128,7 @@ audit: setup
 	cd "$(ROOT)" && "$(VENV)/bin/ibmdn" audit --out results
 
 readme: setup
-	cd "$(ROOT)" && "$(VPY)" -m ibmdn.experiments.readme --readme README.md --results results
+	cd "$(ROOT)" && "$(VPY)" -m ibmdn.experiments.readme --readme README.md docs/RESULTS.md --results results
 
 lint:
 	@if [ -x "$(VENV)/bin/ruff" ]; then R="$(VENV)/bin/ruff"; \

@@ -77,11 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     _roots(p)
     p.set_defaults(handler="ibmdn.train.trainer:train_command")
 
-    p = sub.add_parser("eval-checkpoints", help="all official checkpoints and bicubic on the four benchmarks -> "
-                       "results/checkpoint_eval.csv, results/bicubic_eval.csv (resumable)")
+    p = sub.add_parser("eval-checkpoints", help="all official and shipped checkpoints and bicubic on the four "
+                       "benchmarks -> results/checkpoint_eval.csv, shipped_eval.csv, bicubic_eval.csv (resumable)")
     p.add_argument("--datasets", default="set5,set14,bsd100,urban100")
     p.add_argument("--out", default="results")
     p.add_argument("--parts", default=".cache/parts", help="folder of per-set partial results (resume)")
+    p.add_argument("--tables", default="bicubic_eval,checkpoint_eval,shipped_eval", help="which tables to (re)make")
     p.add_argument("--device", default="auto")
     _roots(p)
     p.set_defaults(handler="ibmdn.experiments.checkpoints:checkpoint_eval_command")

@@ -186,14 +186,120 @@ def table_figure(csv_path, png_path, dataset: str = "set5", metric: str = "psnr"
     prof = f", profile {', '.join(profiles)}" if profiles else ""
     roman = {"1": "I", "2": "II", "3": "III", "4": "IV", "5": "V", "6": "VI"}.get(table[5:], table[5:])
     fig.suptitle(f"Table {roman}: ours{prof} vs the paper\n{imgs.lstrip('; ')}", fontsize=10)
+    _shared_legend(fig, axes, 4)
+    return _paper_save(fig, png_path)
+
+
+def study_figure(table_csv, runs_csv, png_path, metric: str = "psnr") -> Path:
+    """A study table: every seed's ``metric`` (dots), their mean (bar), bicubic (dashed) and the paper's value
+    (open diamond) per network, on one axis per benchmark; rows without a record say so."""
+    import ibmdn.experiments.schemas  # noqa: F401 - registers the schemas
+    from ibmdn.results import read_table
+
+    t = read_table(table_csv)
+    runs = read_table(runs_csv)
+    table = str(t["table"].iloc[0])
+    q = t[t["metric"] == metric]
+    datasets = list(dict.fromkeys(q["dataset"]))
+    models = list(dict.fromkeys(q.loc[q["kind"] == "trained", "model"]))
+    fig = _paper_figure((3.6 * len(datasets) + 1.8, 0.34 * len(models) + 2.0))
+    axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
+    ypos = {name: i for i, name in enumerate(reversed(models))}
+    from ibmdn.experiments.tables import DATASET_NAMES, RUN_ALIASES
+
+    for ax, dataset in zip(axes, datasets):
+        qd = q[q["dataset"] == dataset]
+        for r in qd[qd["kind"] == "trained"].itertuples(index=False):
+            y = ypos[r.model]
+            seeds = runs[(runs["model"] == RUN_ALIASES.get(r.model, r.model)) & (runs["scale"] == r.scale)
+                         & (runs["dataset"] == dataset) & (runs["metric"] == metric)]
+            if len(seeds):
+                ax.plot(seeds["value"], [y] * len(seeds), "o", color="tab:blue", ms=3.5, alpha=0.7,
+                        label="one seed (trained here)")
+                ax.plot([r.value] * 2, [y - 0.32, y + 0.32], "-", color="tab:blue", lw=2.2, label="mean over seeds")
+            else:
+                ax.text(0.02, y, "not trained", transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                        color="0.4")
+            if not _missing(r.paper):
+                ax.plot(r.paper, y, "D", mfc="none", mec="black", ms=5, label="paper (as printed)")
+        bic = qd[qd["kind"] == "reference"]
+        if len(bic):
+            ax.axvline(float(bic["value"].iloc[0]), color="0.45", ls="--", lw=1, label="bicubic, same images")
+        ax.set_title(DATASET_NAMES.get(dataset, dataset), fontsize=9)
+        ax.set_xlabel(f"{metric.upper()}{'-Y' if metric in ('psnr', 'ssim') else ''}"
+                      f"{' (dB)' if metric == 'psnr' else ''}")
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_yticks(range(len(models)), list(reversed(models)))
+        ax.tick_params(axis="y", labelsize=8)
+    budget = next((b for b in t["budget"] if b), "no trained run recorded")
+    roman = {"1": "I", "2": "II", "3": "III", "4": "IV", "5": "V"}.get(table[5:], table[5:])
+    fig.suptitle(f"Table {roman}, x{int(q['scale'].iloc[0])}: {budget}", fontsize=9)
+    _shared_legend(fig, axes, 2 if len(datasets) < 2 else 4)
+    return _paper_save(fig, png_path)
+
+
+_VERDICT_COLOR = {"reproduced": "tab:green", "contradicted": "tab:red", "not resolvable": "tab:gray",
+                  "not tested": "0.8"}
+
+
+def claims_figure(csv_path, png_path) -> Path:
+    """Every tested comparison of the claims, one panel per metric: A's advantage over B with its 95 % interval
+    over seeds (coloured by verdict), the margin, and the paper's own advantage (open diamond)."""
+    import ibmdn.experiments.schemas  # noqa: F401 - registers the schema
+    from ibmdn.results import read_table
+
+    df = read_table(csv_path)
+    t = df[df["verdict"] != "not tested"]
+    metrics = [m for m in ("psnr", "ssim", "lpips") if m in set(t["metric"])]
+    counts = [int((t["metric"] == m).sum()) for m in metrics]
+    fig = _paper_figure((7.5, 0.22 * sum(counts) + 0.9 * len(metrics) + 1.0))
+    if not metrics:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no comparison has two seeds on each side yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return _paper_save(fig, png_path)
+    axes = fig.subplots(len(metrics), 1, squeeze=False, height_ratios=counts)[:, 0]
+    for ax, metric in zip(axes, metrics):
+        rows = t[t["metric"] == metric].reset_index(drop=True)
+        y = list(range(len(rows)))[::-1]
+        for yi, r in zip(y, rows.itertuples(index=False)):
+            c = _VERDICT_COLOR[r.verdict]
+            ax.plot([r.ci_low, r.ci_high], [yi, yi], "-", color=c, lw=2, label=r.verdict)
+            ax.plot(r.advantage, yi, "o", color=c, ms=4)
+            if not _missing(r.paper_advantage):
+                ax.plot(r.paper_advantage, yi, "D", mfc="none", mec="black", ms=4, label="the paper's advantage")
+            if r.margin:
+                ax.plot([-r.margin] * 2, [yi - 0.4, yi + 0.4], "-", color="tab:orange", lw=1, label="-margin")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"{r.claim}: {r.better} > {r.worse}, {r.dataset}" for r in rows.itertuples(index=False)])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.set_xlabel(f"{metric.upper()} advantage" + (" (dB)" if metric == "psnr" else "")
+                      + (" (B - A: lower is better)" if metric == "lpips" else " (A - B)"), fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("The paper's claims at the study budget: advantage with its 95 % interval over seeds", fontsize=9)
+    _shared_legend(fig, axes, 5)
+    return _paper_save(fig, png_path)
+
+
+def _shared_legend(fig, axes, ncols: int) -> None:
+    """One legend under the panels, each label once."""
     handles, labels = [], []
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
-    return _paper_save(fig, png_path)
+    if labels:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), fontsize=8,
+                   frameon=False)
+
+
+def _missing(v) -> bool:
+    import math
+
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def visual_comparison_figure(csv_path, npz_path, png_path) -> Path:

@@ -154,6 +154,7 @@ def test_readme_rendering(tmp_path, audit):
 
 
 def test_project_readme_has_every_section():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = "".join((ROOT / f).read_text(encoding="utf-8") for f in readme.READMES)
     for name in readme.SECTIONS:
         assert f"<!-- BEGIN {name} -->" in text and f"<!-- END {name} -->" in text
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200, "the README is a front page"

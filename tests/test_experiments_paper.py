@@ -104,3 +104,13 @@ def test_worst_crop_finds_the_error():
     y, x = figures.worst_crop(hr, sr, 16, 4, stride=4)
     assert y <= 40 and y + 16 >= 48 and x <= 12 and x + 16 >= 20
     assert not math.isnan(y)
+
+
+def test_trained_checkpoint_shipped_or_profile_run(tmp_path):
+    from ibmdn.upscale import DEFAULT_MODEL, shipped_weights
+
+    model, path, label, note = tables.trained_checkpoint("ibmdn", 4, tables.SHIPPED)
+    best = shipped_weights(DEFAULT_MODEL, 4)[0]
+    assert (model, path, label) == (DEFAULT_MODEL, best.path, f"shipped-{best.tag}") and best.path.name in note
+    model, path, label, note = tables.trained_checkpoint("ibmdn", 4, "smoke", tmp_path)
+    assert (model, path, label) == ("ibmdn", None, "none") and "ibmdn_x4_smoke" in note

@@ -89,7 +89,9 @@ def test_header_and_parameters(path):
     names = {s.target.id for s in tree.body}
     assert {"results_dir", "figures_dir"} <= names, "outputs go to parameterised folders"
     if "profile" in names:
-        assert _parameters(nb)["profile"] == "smoke", "the default profile is the CI one (smoke)"
+        assert _parameters(nb)["profile"] == "shipped", "by default a notebook shows the shipped weights, trains nothing"
+    if "train" in names:
+        assert _parameters(nb)["train"] is False, "by default a study notebook renders the committed records"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

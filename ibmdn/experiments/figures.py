@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ibmdn.experiments import schemas
-from ibmdn.experiments.tables import RUN_ALIASES, run_dir, torch_threads
+from ibmdn.experiments.tables import RUN_ALIASES, SHIPPED, torch_threads, trained_checkpoint
 from ibmdn.results import atomic_write_bytes, provenance, read_table, reported
 
 __all__ = ["FIG4_MODELS", "LABELS", "operator_pattern", "pattern_string", "tradeoff", "visual_comparison"]
@@ -84,7 +83,7 @@ def worst_crop(hr: np.ndarray, sr: np.ndarray, size: int, border: int, stride: i
 
 
 def visual_comparison(image: str = "butterfly", dataset: str = "set5", scale: int = 4,
-                      models: tuple[str, ...] = FIG4_MODELS, ours: str = "ibmdn", profile: str = "smoke",
+                      models: tuple[str, ...] = FIG4_MODELS, ours: str = "ibmdn", profile: str = SHIPPED,
                       runs_dir: str | os.PathLike = "runs", arrays_path: str | os.PathLike = "runs/fig4_visual.npz",
                       crop_size: int = 0, device: str = "cpu", data_root=None, weights_root=None,
                       threads: int = 1) -> pd.DataFrame:
@@ -93,8 +92,9 @@ def visual_comparison(image: str = "butterfly", dataset: str = "set5", scale: in
     Args:
         image / dataset / scale: the test image (file stem), its benchmark and the factor.
         models: baselines with published weights at ``scale``.
-        ours: our network; weights: ``<runs_dir>/<ours>_x<scale>_<profile>/final.pth`` when it exists
-            (kind ``trained``), else a seeded random initialisation (kind ``untrained``).
+        ours / profile: our network and its weights (:func:`ibmdn.experiments.tables.trained_checkpoint`:
+            ``shipped``, the package's checkpoint of ``ibmdn upscale``'s network, or the profile's run of ``ours``;
+            kind ``trained``), else a seeded random initialisation (kind ``untrained``).
         arrays_path: where the panels' images (uint8 RGB) are written (``.npz``, key = ``array`` column).
         crop_size: side of the zoomed crop in HR pixels (0: a quarter of the shorter side, multiple of 4).
     """
@@ -113,16 +113,12 @@ def visual_comparison(image: str = "butterfly", dataset: str = "set5", scale: in
         for name in models:
             net = build_model(name, scale, weights="official", weights_root=weights_root)
             panels.append((name, "checkpoint", "official", super_resolve(net, item.lr, scale, device), ""))
-        final = run_dir(ours, scale, profile, runs_dir) / "final.pth"
-        if final.is_file():
-            net = build_model(ours, scale, weights=str(final))
-            steps = json.loads((final.parent / "final.json").read_text(encoding="utf-8")).get("steps")
-            kind, weights, note = "trained", profile, f"{profile}, {steps:,} iterations ({final.parent.name})"
+        ours, final, weights, note = trained_checkpoint(ours, scale, profile, runs_dir)
+        if final is not None:
+            net, kind = build_model(ours, scale, weights=str(final)), "trained"
         else:
             torch.manual_seed(0)
-            net = build_model(ours, scale)
-            kind, weights, note = "untrained", "none", (f"no trained x{scale} checkpoint for profile {profile} "
-                                                        f"({final.parent.name}): random weights, seed 0")
+            net, kind, note = build_model(ours, scale), "untrained", f"{note}: random weights, seed 0"
         panels.append((ours, kind, weights, super_resolve(net, item.lr, scale, device), note))
     size = crop_size or max(16, (min(hr.shape[:2]) // 4) // 4 * 4)
     cy, cx = worst_crop(hr, panels[1][3], size, scale)

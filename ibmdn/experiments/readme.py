@@ -1,4 +1,4 @@
-"""Render the README's headline tables from ``results/*.csv``; no number in the README is typed by hand.
+"""Render the README's and docs/RESULTS.md's tables from ``results/*.csv``; no number in them is typed by hand.
 
 Each section of the README between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` is replaced by the
 markdown rendering of one validated result table. A table that has not been generated yet renders as a
@@ -7,9 +7,10 @@ sidecars, so re-rendering unchanged results leaves the README unchanged.
 
 Usage::
 
-    python -m ibmdn.experiments.readme [--readme README.md] [--results results] [--check]
+    python -m ibmdn.experiments.readme [--readme README.md docs/RESULTS.md] [--results results] [--check]
 
-``--check`` writes nothing and exits with status 1 when the README is out of date.
+``--check`` writes nothing and exits with status 1 when a file is out of date. The README is the front
+page (the claims, the checkpoint and audit summaries); ``docs/RESULTS.md`` holds every rendered table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import pandas as pd
 
 from ibmdn.results import TOLERANCES, atomic_write_bytes, read_meta, read_table
 
-__all__ = ["SECTIONS", "main", "render_paper_table", "render_param_audit", "render_section", "update_readme"]
+__all__ = ["SECTIONS", "main", "render_claims", "render_paper_table", "render_param_audit", "render_section",
+           "render_study_table", "update_readme"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def render_paper_table(df: pd.DataFrame) -> str:
     for m in metrics:
         header += [f"{m.upper()} ours", "paper", "diff"]
     header += ["n", "note"]
+    align = "llllr" + "rrr" * len(metrics) + "rl"
     rows = []
     for r in wide.to_dict("records"):
         params = " / ".join(x for x in (_num(r.get("params ours"), 0), _num(r.get("params paper"), 0)) if x)
@@ -157,6 +160,10 @@ def render_paper_table(df: pd.DataFrame) -> str:
         row += ["" if pd.isna(r.get("n_images")) else str(int(r["n_images"])), str(r.get("note") or "")]
         rows.append(row)
     profiles = sorted({w for w in df["weights"] if w not in ("official", "none")})
+    if profiles and all(p.startswith("shipped") for p in profiles):
+        return (f"{spec.title}. Our rows: the package's shipped IBMDN checkpoints (`ibmdn upscale`'s defaults; "
+                f"recipe and budget in `ibmdn/weights/*.json`), far below the paper's training budget. Set5 only "
+                f"(all benchmarks: `results/{table}.csv`); `n` = images scored.\n\n" + markdown_table(header, rows, align))
     prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
     budget = prov.get("budget") or {}
     spent = (f" ({budget['iterations']:,} iterations of batch {budget['batch_size']}, HR patch "
@@ -166,8 +173,63 @@ def render_paper_table(df: pd.DataFrame) -> str:
     if "smoke" in profiles:
         lines.append("The `smoke` profile checks that every network trains, evaluates and reaches this table: its "
                      "numbers are not comparable with the paper's (run `make paper PROFILE=short` or `paper`).")
-    align = "llllr" + "rrr" * len(metrics) + "rl"
     return "\n".join(lines) + "\n\n" + markdown_table(header, rows, align)
+
+
+def _pm(value: object, std: object, decimals: int) -> str:
+    if value is None or pd.isna(value):
+        return "not trained"
+    return _num(value, decimals) + ("" if std is None or pd.isna(std) else f" ± {float(std):.{decimals}f}")
+
+
+def render_study_table(df: pd.DataFrame) -> str:
+    """A study table (``results/table<N>.csv``, schema ``study``): per network the mean ± standard deviation
+    over seeds beside the paper's value; Table I's PSNR on its four benchmarks, the others' Set5 metrics."""
+    from ibmdn.experiments.tables import DATASET_NAMES, METRIC_DECIMALS, TABLES
+
+    table = str(df["table"].iloc[0])
+    spec = TABLES[table]
+    q = df[df["metric"] != "params"]
+    params = df[df["metric"] == "params"].set_index("model")[["value", "paper"]]
+    cols = ([(d, "psnr") for d in spec.datasets] if len(spec.datasets) > 1 else [("set5", m) for m in spec.metrics])
+    header = ["model", "params (ours / paper)"]
+    for d, m in cols:
+        header += [f"{DATASET_NAMES[d]} {m.upper()} ours", "paper"]
+    header.append("seeds")
+    rows = []
+    for (kind, model), g in q.groupby(["kind", "model"], sort=False):
+        key = g.set_index(["dataset", "metric"])
+        pr = params.loc[model] if model in params.index else None
+        row = [f"`{model}`" + (" (reference)" if kind == "reference" else ""),
+               "" if pr is None else " / ".join(x for x in (_num(pr["value"], 0), _num(pr["paper"], 0)) if x)]
+        for d, m in cols:
+            r = key.loc[(d, m)] if (d, m) in key.index else None
+            dec = METRIC_DECIMALS[m]
+            row += ["" if r is None else _pm(r["value"], r["std"], dec) if kind == "trained" else _num(r["value"], dec),
+                    "" if r is None else _num(r["paper"], dec)]
+        row.append(str(int(g["n_seeds"].max())) if kind == "trained" else "")
+        rows.append(row)
+    budget = next((b for b in df["budget"] if b), "")
+    lines = [(f"{spec.title}. Mean ± standard deviation over seeds, every network trained here at one budget "
+              f"({budget or 'no run recorded yet'}); the paper: {spec.epochs}. Per-run records: `results/study/`; "
+              f"all metrics and benchmarks: `results/{table}.csv`; figure: `figures/{table}.png`.")]
+    if not budget:
+        lines.append("No run of this table is recorded yet (see `docs/results-and-provenance.md` for its cost): "
+                     "the rows give the parameter counts and the paper's values only.")
+    return "\n".join(lines) + "\n\n" + markdown_table(header, rows, "ll" + "rr" * len(cols) + "r")
+
+
+def render_claims(df: pd.DataFrame) -> str:
+    """The verdict on each claim of the paper (``results/claims.csv``), with the range of the measured advantages."""
+    from ibmdn.experiments.claims import RULE, summary
+
+    s = summary(df)
+    rows = [[str(r["claim"]), r["statement"], f"**{r['verdict']}**", f"{r['tested']} / {r['comparisons']}",
+             r["advantage (ours)"], r["advantage (paper)"]] for r in s.to_dict("records")]
+    head = ("Each claim is a set of comparisons (network A beats B on a metric and benchmark; the advantage is A - B, "
+            f"B - A for LPIPS). Rule: {RULE}. Every comparison: `results/claims.csv`.")
+    return head + "\n\n" + markdown_table(["#", "claim", "verdict", "tested", "advantage, ours", "advantage, paper"],
+                                          rows, "lllrrr")
 
 
 def _commit(git: dict | None) -> str:
@@ -307,6 +369,64 @@ def render_checkpoint_eval(df: pd.DataFrame) -> str:
                              rows, "lllrrrrrrr"))
 
 
+_ORDER = ("set5", "set14", "bsd100", "urban100")
+
+
+def render_checkpoint_summary(df: pd.DataFrame) -> str:
+    """One line per published checkpoint: PSNR-Y on the four benchmarks, ours (published)."""
+    from ibmdn.results import reported
+
+    pub = reported("published", source="published")
+    pv = {(r.model, int(r.scale), r.dataset): r.value for r in pub[pub["metric"] == "psnr"].itertuples(index=False)}
+    me = df[(df["weights"] == "official") & (df["metric"] == "psnr")]
+    val = {(r.model, int(r.scale), r.dataset): r.value for r in me.itertuples(index=False)}
+    rows = []
+    for model, scale in sorted({(m, s) for m, s, _ in val}):
+        cells = []
+        for ds in _ORDER:
+            v, p = val.get((model, scale, ds)), pv.get((model, scale, ds))
+            cells.append("" if v is None else _num(v, 3) + ("" if p is None else f" ({_num(p, 2)})"))
+        rows.append([f"`{model}`", f"x{scale}", *cells])
+    diffs = [abs(v - pv[k]) for k, v in val.items() if k in pv]
+    return (f"PSNR-Y measured here (published in brackets); the largest difference is {max(diffs):.3f} dB "
+            f"over {len(diffs)} published numbers. SSIM and the per-set details: [docs/RESULTS.md](docs/RESULTS.md)."
+            "\n\n" + markdown_table(["checkpoint", "scale", "Set5", "Set14", "BSD100", "Urban100"], rows, "llrrrr"))
+
+
+def render_shipped(df: pd.DataFrame) -> str:
+    """The package's shipped checkpoints on the four benchmarks, beside bicubic on the same images."""
+    from ibmdn.experiments.tables import DATASETS
+
+    val = {(r.model, r.weights, int(r.scale), r.dataset): r.value for r in df[df["metric"] == "psnr"].itertuples()}
+    bic = {}
+    bic_path = Path(df.attrs.get("results", "results")) / "bicubic_eval.csv"
+    if bic_path.is_file():
+        b = read_table(bic_path)
+        b = b[(b["weights"] == "none") & (b["metric"] == "psnr")]
+        bic = {(int(r.scale), r.dataset): r.value for r in b.itertuples()}
+    rows = []
+    for model, weights, scale in sorted({k[:3] for k in val}, key=lambda k: (k[2], k[0], k[1])):
+        cells = [_num(val.get((model, weights, scale, d)), 3) + (f" ({_num(bic[(scale, d)], 2)})" if (scale, d) in bic
+                                                                  else "") for d in DATASETS]
+        rows.append([f"`{model}`", weights, f"x{scale}", *cells])
+    return ("PSNR-Y of the checkpoints `ibmdn upscale` ships (bicubic on the same images in brackets; "
+            "`ibmdn eval-checkpoints`). Recipe, budget and training log of each: `ibmdn/weights/<name>.json`."
+            "\n\n" + markdown_table(["model", "weights", "scale", "Set5", "Set14", "BSD100", "Urban100"], rows,
+                                    "lllrrrr"))
+
+
+def render_audit_summary(df: pd.DataFrame) -> str:
+    """The parameter audit in one table: rows per tolerance and status, and the networks it documents."""
+    rows = []
+    for (tol, status), g in df.groupby(["tolerance", "status"], sort=False):
+        models = sorted({f"`{m}`" for m in g["model"]}) if status != "pass" else []
+        rows.append([tol, status, str(len(g)), ", ".join(models)])
+    return (f"{len(df)} (model, scale) rows of the paper's tables, our count against the upstream code (`exact`) or the "
+            "paper's printed count (`1%`, `3%`); `documented`: the paper contradicts itself and the note says what was "
+            "chosen. Every row and note: [docs/RESULTS.md](docs/RESULTS.md#parameter-audit)."
+            "\n\n" + markdown_table(["tolerance", "status", "rows", "networks (documented rows only)"], rows, "llrl"))
+
+
 SECTIONS: dict[str, Section] = {
     "param_audit": Section("param_audit.csv", render_param_audit, "ibmdn audit"),
     "checkpoint_eval": Section("checkpoint_eval.csv", render_checkpoint_eval, "ibmdn eval-checkpoints"),
@@ -317,19 +437,27 @@ SECTIONS: dict[str, Section] = {
                                "python -m ibmdn.experiments.sweep --table train_paths_cpu"),
     "stability": Section("involution_stability.csv", render_stability, "python -m ibmdn.experiments.stability"),
     "bench_train_cpu": Section("bench-train-cpu.csv", render_bench_train, "ibmdn bench-train"),
-    **{f"table{i}": Section(f"table{i}.csv", render_paper_table, f"papermill notebooks/table{i}.ipynb")
-       for i in range(1, 7)},
+    **{f"table{i}": Section(f"table{i}.csv", render_study_table, f"papermill notebooks/table{i}.ipynb")
+       for i in range(1, 6)},
+    "table6": Section("table6.csv", render_paper_table, "papermill notebooks/table6.ipynb"),
+    "claims": Section("claims.csv", render_claims, "papermill notebooks/claims.ipynb"),
+    "checkpoint_summary": Section("checkpoint_eval.csv", render_checkpoint_summary, "ibmdn eval-checkpoints"),
+    "shipped_eval": Section("shipped_eval.csv", render_shipped, "ibmdn eval-checkpoints"),
+    "audit_summary": Section("param_audit.csv", render_audit_summary, "ibmdn audit"),
 }
 
 
 def render_section(name: str, results: str | Path = "results") -> str:
     """Markdown for section ``name`` from ``results/<csv>`` (a placeholder when the CSV is absent)."""
+    import ibmdn.experiments.schemas  # noqa: F401 - registers the study's schemas
+
     sec = SECTIONS[name]
     path = Path(results) / sec.csv
     if not path.exists():
         return f"_Not generated yet: run `make paper` (or `{sec.command}`)._"
     df = read_table(path)
     df.attrs["meta"] = read_meta(path)
+    df.attrs["results"] = str(results)
     return sec.render(df)
 
 
@@ -360,21 +488,27 @@ def update_readme(
     return new != old
 
 
+READMES = ("README.md", "docs/RESULTS.md")
+"""The files whose marked sections are rendered: the front page and the full results page."""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m ibmdn.experiments.readme", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--readme", default="README.md")
+    ap.add_argument("--readme", nargs="+", default=list(READMES), help="markdown files to render (default: %(default)s)")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; write nothing")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a file is out of date; write nothing")
     args = ap.parse_args(argv)
-    changed = update_readme(args.readme, args.results, check=args.check)
-    if args.check:
-        if changed:
-            print(f"{args.readme} is out of date: run `python -m ibmdn.experiments.readme`", file=sys.stderr)
-        return int(changed)
-    print(f"{args.readme}: {'updated' if changed else 'up to date'}")
-    return 0
+    stale = []
+    for readme in args.readme:
+        changed = update_readme(readme, args.results, check=args.check)
+        if args.check and changed:
+            stale.append(readme)
+            print(f"{readme} is out of date: run `python -m ibmdn.experiments.readme`", file=sys.stderr)
+        elif not args.check:
+            print(f"{readme}: {'updated' if changed else 'up to date'}")
+    return int(bool(stale))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Schemas of the figure and walkthrough tables (the paper's tables use the LONG schema of :mod:`ibmdn.results`).
+"""Schemas of the study, figure and walkthrough tables (the other tables use the LONG schema of :mod:`ibmdn.results`).
 
 Importing this module registers them, so :func:`ibmdn.results.read_table` validates these files by the schema
 named in their sidecar. It imports nothing heavy: :mod:`ibmdn.plots` reads through it.
@@ -8,6 +8,8 @@ named in their sidecar. It imports nothing heavy: :mod:`ibmdn.plots` reads throu
   latency chart, with where each number comes from.
 * ``operators`` (``ibmdn_operators.csv``): IBMDN's operators, read from the model definition.
 * ``walkthrough`` (``walkthrough_*.csv``): the numbers a teaching walkthrough shows, one per row.
+* ``study_runs``, ``study``, ``claims``: the study's per-run means, its tables (Tables I-V: mean, standard
+  deviation and number of seeds per row) and its verdicts (:mod:`ibmdn.experiments.claims`).
 """
 
 from __future__ import annotations
@@ -53,4 +55,38 @@ WALKTHROUGH = register_schema(Schema(
     required_values=("section", "name", "metric", "value"),
 ))
 
-__all__ = ["OPERATORS", "TRADEOFF", "VISUAL", "WALKTHROUGH"]
+STUDY_RUNS = register_schema(Schema(
+    name="study_runs",
+    columns=("run", "model", "seed", "scale", "dataset", "metric", "value", "n_images", "steps", "train_s",
+             "commit"),
+    keys=("model", "scale", "seed", "dataset", "metric"),
+    integer=("seed", "scale", "n_images", "steps"),
+    floats=("value", "train_s"),
+    required_values=("run", "model", "seed", "scale", "dataset", "metric", "value"),
+))
+
+STUDY = register_schema(Schema(
+    name="study",
+    columns=("table", "kind", "model", "scale", "dataset", "metric", "value", "std", "n_seeds", "seeds",
+             "n_images", "paper", "diff", "budget", "note"),
+    keys=("table", "kind", "model", "scale", "dataset", "metric"),
+    integer=("scale", "n_seeds", "n_images"),
+    floats=("value", "std", "paper", "diff"),
+    required_values=("table", "kind", "model", "scale", "metric"),
+    choices={"kind": ("trained", "reference")},
+))
+
+VERDICTS = ("reproduced", "contradicted", "not resolvable", "not tested")
+CLAIMS = register_schema(Schema(
+    name="claims",
+    columns=("claim", "statement", "table", "better", "worse", "dataset", "metric", "margin", "mean_better",
+             "mean_worse", "advantage", "ci_low", "ci_high", "n_better", "n_worse", "paper_advantage", "verdict",
+             "claim_verdict"),
+    keys=("claim", "better", "worse", "dataset", "metric"),
+    integer=("claim", "n_better", "n_worse"),
+    floats=("margin", "mean_better", "mean_worse", "advantage", "ci_low", "ci_high", "paper_advantage"),
+    required_values=("claim", "statement", "better", "worse", "metric", "verdict", "claim_verdict"),
+    choices={"verdict": VERDICTS},
+))
+
+__all__ = ["CLAIMS", "OPERATORS", "STUDY", "STUDY_RUNS", "TRADEOFF", "VERDICTS", "VISUAL", "WALKTHROUGH"]

@@ -39,52 +39,75 @@ RECORDS = Path("results/study")
 SEEDS = (0, 1, 2)
 STUDY_TABLES = ("table1", "table2", "table3")
 EXTRA_MODELS = ("ibmdn_stable",)
-"""Studied beside the tables: IBMDN with the stable involution (the faithful one is Table III's CHFAB row)."""
+"""Studied with Table III: IBMDN with the stable involution (the faithful one is Table III's CHFAB row)."""
+
+
+BUDGET_FACTOR = {"table4": 3, "table5": 7}
+"""Iterations of a table's runs, as a multiple of the ``study`` profile's: the paper's 100 / 300 / 700 epochs."""
+ONE_SEED = ("table4", "table5")
+"""Tables trained with the first seed only (their runs cost 3x and 7x, the GANs more per step)."""
 
 
 @dataclass(frozen=True)
 class StudyRun:
-    """One training run of the study and what it is evaluated on."""
+    """One training run of the study and what it is evaluated on (``model``: a Table V row when ``gan``)."""
 
     model: str
     scale: int
     seed: int
     datasets: tuple[str, ...]
     lpips_sets: tuple[str, ...]
+    factor: int = 1
+    gan: bool = False
 
     @property
     def name(self) -> str:
-        return f"{self.model}_x{self.scale}_study_s{self.seed}"
+        return f"{self.model}_x{self.scale}_study{'_gan' if self.gan else ''}_s{self.seed}"
+
+    @property
+    def generator(self) -> str:
+        """The network that is scored (a GAN's generator)."""
+        from ibmdn.models.gan import GAN_PAIRS
+
+        return GAN_PAIRS[self.model][0] if self.gan else self.model
 
 
 def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = SEEDS) -> list[StudyRun]:
-    """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), each evaluated on the
-    union of its tables' benchmarks."""
+    """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), then Tables IV-V with
+    the first seed only; each run is evaluated on the union of its tables' benchmarks."""
     from ibmdn.experiments.tables import DATASETS, RUN_ALIASES, TABLES
 
-    needs: dict[tuple[str, int], tuple[set[str], set[str]]] = {}
-    for name in sorted(tables, key=lambda t: t == "table1"):  # the IBMD tables first, Table I's rows after
+    needs: dict[tuple[str, int, int, bool], tuple[set[str], set[str]]] = {}
+    for name in sorted(tables, key=lambda t: t == "table1"):
         spec = TABLES[name]
         for model in spec.models:
             for scale in spec.scales:
-                sets, lp = needs.setdefault((RUN_ALIASES.get(model, model), scale), (set(), set()))
+                key = (model if spec.gan else RUN_ALIASES.get(model, model), scale, BUDGET_FACTOR.get(name, 1), spec.gan)
+                sets, lp = needs.setdefault(key, (set(), set()))
                 sets.update(spec.datasets)
                 if "lpips" in spec.metrics:
                     lp.update(spec.datasets)
-    for model in EXTRA_MODELS:
-        sets, lp = needs.setdefault((model, 2), (set(), set()))
-        sets.add("set5")
-        lp.add("set5")
-    return [StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp))
-            for seed in seeds for (m, s), (sets, lp) in needs.items()]
+        if name == "table3":
+            for model in EXTRA_MODELS:
+                sets, lp = needs.setdefault((model, 2, 1, False), (set(), set()))
+                sets.add("set5")
+                lp.add("set5")
+    def run(key, seed):
+        (m, s, f, g), (sets, lp) = key, needs[key]
+        return StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp), f, g)
+
+    many = [k for k in needs if k[2] == 1]
+    return [run(k, seed) for seed in seeds for k in many] + [run(k, seeds[0]) for k in needs if k not in many]
 
 
-def study_recipe(seed: int, scale: int = 2):
-    """The ``study`` profile with ``seed`` (the HR patch rounded up to a multiple of ``scale``)."""
+def study_recipe(seed: int, scale: int = 2, factor: int = 1, gan: bool = False):
+    """The ``study`` profile with ``seed`` and ``factor`` x its iterations (the HR patch rounded up to a
+    multiple of ``scale``; ``gan``: the Table V loss)."""
     from ibmdn.train import PROFILES, resolve_config
 
-    patch = PROFILES["study"].patch_size
-    return resolve_config("study", overrides={"seed": seed, "patch_size": scale * math.ceil(patch / scale)})
+    base = PROFILES["study"]
+    return resolve_config("study", overrides={"seed": seed, "patch_size": scale * math.ceil(base.patch_size / scale),
+                                              "iterations": base.iterations * factor, "gan": gan})
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -113,7 +136,7 @@ def evaluate_run(run: StudyRun, weights: Path, data_root=None, weights_root=None
     from ibmdn.models import build_model
     from ibmdn.ops.involution import set_involution_impl
 
-    net = set_involution_impl(build_model(run.model, run.scale, weights=str(weights)), "shift")  # same function
+    net = set_involution_impl(build_model(run.generator, run.scale, weights=str(weights)), "shift")  # same function
     rows = []
     for dataset in run.datasets:
         df = evaluate(net, dataset, run.scale, lpips=dataset in run.lpips_sets, data_root=data_root,
@@ -129,7 +152,8 @@ def make_record(run: StudyRun, info: dict[str, Any], per_image: list[dict[str, A
             "val_history", "weights_sha256", "git", "versions", "device", "platform", "date_utc", "torch_threads",
             "train_images", "train_sets")
     curve = [{"step": int(r["step"]), "lr": float(r["lr"]), "loss": float(r["loss"])} for r in info.get("log", [])]
-    return {"run": run.name, "seed": run.seed, **{k: info.get(k) for k in keep}, "train_curve": curve,
+    return {"run": run.name, "seed": run.seed, **{k: info.get(k) for k in keep}, "model": run.generator,
+            "gan": run.gan, "train_curve": curve,
             "eval_s": round(eval_s, 1), "per_image": per_image}
 
 
@@ -184,15 +208,15 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
         if not claim(lock):
             continue
         try:
-            cfg = study_recipe(run.seed, run.scale)
+            cfg = study_recipe(run.seed, run.scale, run.factor, run.gan)
             torch.set_num_threads(cfg.threads)
             folder = Path(runs) / run.name
             info = _finished(folder, cfg.iterations)
             if info is None:
-                left = (deadline - time.time()) / 60 if math.isfinite(deadline) else 0.0
+                left = max((deadline - time.time()) / 60, 1e-3) if math.isfinite(deadline) else 0.0  # 0: no limit
                 print(f"[study] training {run.name}", flush=True)
                 train(run.model, run.scale, cfg, out=folder, resume=(folder / "last.pth").is_file(), device=device,
-                      data_root=data_root, weights_root=weights_root, progress=False, time_limit=max(left, 1e-3))
+                      data_root=data_root, weights_root=weights_root, progress=False, time_limit=left)
                 info = _finished(folder, cfg.iterations)
                 if info is None:  # stopped at the deadline; resumed next session
                     print(f"[study] {run.name} paused at the deadline", flush=True)
@@ -214,6 +238,30 @@ def _mean(rows: list[dict[str, Any]], dataset: str, metric: str) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+BICUBIC_SETS = {2: (("set5", "set14", "bsd100", "urban100"), ("set5",)), 4: (("set5",), ("set5",))}
+"""The bicubic reference of the study's tables: (benchmarks, those with LPIPS) per scale."""
+
+
+def record_bicubic(records: Path = RECORDS, data_root=None, weights_root=None) -> Path:
+    """``<records>/bicubic.csv``: bicubic upscaling's mean PSNR / SSIM (/ LPIPS) on the tables' benchmarks."""
+    import pandas as pd
+
+    from ibmdn.evaluate import evaluate, summarize
+    from ibmdn.models import build_model
+    from ibmdn.results import atomic_write_bytes
+
+    parts = []
+    for scale, (sets, lp) in BICUBIC_SETS.items():
+        for dataset in sets:
+            per_image = evaluate(build_model("bicubic", scale), dataset, scale, lpips=dataset in lp,
+                                 data_root=data_root, weights_root=weights_root)
+            parts.append(summarize(per_image))
+    df = pd.concat(parts, ignore_index=True)[["dataset", "scale", "metric", "value", "n_images"]]
+    path = Path(records) / "bicubic.csv"
+    atomic_write_bytes(path, df.to_csv(index=False, float_format="%.6f").encode())
+    return path
+
+
 def status(plan: list[StudyRun], runs: Path, records: Path = RECORDS) -> dict[str, list[str]]:
     """``recorded``, ``running`` (a live lock), ``started`` (a checkpoint, no record) and ``left`` runs."""
     out: dict[str, list[str]] = {"recorded": [], "running": [], "started": [], "left": []}
@@ -233,7 +281,7 @@ def status(plan: list[StudyRun], runs: Path, records: Path = RECORDS) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("action", choices=("run", "status"))
+    ap.add_argument("action", choices=("run", "status", "bicubic"))
     ap.add_argument("--tables", default=",".join(STUDY_TABLES), help="comma-separated trained tables")
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds")
     ap.add_argument("--runs", default="runs/study", type=Path, help="run folders (git-ignored)")
@@ -246,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "status":
         for key, names in status(plan, args.runs, args.records).items():
             print(f"{key} ({len(names)}): {' '.join(names)}")
+        return 0
+    if args.action == "bicubic" or not (args.records / "bicubic.csv").is_file():
+        print(f"bicubic reference: {record_bicubic(args.records)}")
+    if args.action == "bicubic":
         return 0
     run_study(plan, args.runs, args.records, args.hours, device=args.device)
     return 0

@@ -57,11 +57,14 @@ import pandas as pd
 from ibmdn.results import LONG_COLUMNS, provenance, read_table, reported
 
 __all__ = [
-    "DATASETS", "EVAL_PLANS", "TABLES", "EvalPlan", "TableSpec", "compare", "run_dir", "table1", "table2",
-    "table3", "table4", "table5", "table6", "trained_table", "trained_weights",
+    "DATASETS", "DATASET_NAMES", "EVAL_PLANS", "SHIPPED", "TABLES", "EvalPlan", "TableSpec", "compare", "run_dir",
+    "table1", "table2", "table3", "table4", "table5", "table6", "trained_checkpoint", "trained_table",
+    "trained_weights",
 ]
 
 DATASETS = ("set5", "set14", "bsd100", "urban100")
+DATASET_NAMES = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100"}
+"""How the benchmarks are spelt in tables and figures (the ``dataset`` column is lowercase)."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,64 @@ def run_dir(model: str, scale: int, profile: str, runs_dir: str | os.PathLike = 
     """``<runs_dir>/<model>_x<scale>_<profile>[_gan]``, the trainer's default run folder."""
     name = model if gan else RUN_ALIASES.get(model, model)
     return Path(runs_dir) / f"{name}_x{scale}_{profile}{'_gan' if gan else ''}"
+
+
+SHIPPED = "shipped"
+"""The profile name that stands for the package's shipped checkpoints (``ibmdn/weights``) instead of a run."""
+
+
+def trained_checkpoint(model: str, scale: int, profile: str = SHIPPED,
+                       runs_dir: str | os.PathLike = "runs") -> tuple[str, Path | None, str, str]:
+    """The trained network a figure or Table VI shows: ``(model, weights file or None, weights label, note)``.
+
+    ``profile`` ``shipped``: the best shipped checkpoint of ``ibmdn upscale``'s default network at ``scale``
+    (the model becomes that network); otherwise the profile's run ``<runs_dir>/<model>_x<scale>_<profile>``.
+    None when there is no such checkpoint (the caller says so).
+    """
+    if profile == SHIPPED:
+        from ibmdn.upscale import DEFAULT_MODEL, shipped_weights
+
+        found = shipped_weights(DEFAULT_MODEL, scale)
+        if not found:
+            return DEFAULT_MODEL, None, "none", f"no shipped x{scale} checkpoint of {DEFAULT_MODEL}"
+        steps = (found[0].meta or {}).get("steps") or 0
+        return (DEFAULT_MODEL, found[0].path, f"shipped-{found[0].tag}",
+                f"shipped checkpoint {found[0].path.name} ({steps:,} iterations)")
+    final = run_dir(model, scale, profile, runs_dir) / "final.pth"
+    if not final.is_file():
+        return model, None, "none", f"no trained x{scale} checkpoint for profile {profile} ({final.parent.name})"
+    steps = json.loads((final.parent / "final.json").read_text(encoding="utf-8")).get("steps") or 0
+    return model, final, profile, f"{profile}, {steps:,} iterations ({final.parent.name})"
+
+
+def shipped_rows(shipped_csv: str | os.PathLike | None, datasets: str = "auto", runs_dir: str | os.PathLike = "runs",
+                 device: str = "cpu", data_root=None, weights_root=None) -> tuple[pd.DataFrame, str]:
+    """Table VI's rows of the shipped checkpoints: read from ``shipped_csv`` (``ibmdn eval-checkpoints``) when it
+    exists, else evaluated here on the whole of each benchmark."""
+    rows: list[dict[str, Any]] = []
+    found = []
+    for scale in TABLES["table6"].scales:
+        model, weights, label, _ = trained_checkpoint("", scale, SHIPPED)
+        if weights is not None:
+            found.append((model, scale, weights, label))
+    sets = _datasets(DATASETS, EvalPlan(DATASETS), datasets)
+    if shipped_csv and Path(shipped_csv).is_file():
+        ck = read_table(shipped_csv)
+        for model, scale, _, label in found:
+            sel = ck[(ck["model"] == model) & (ck["scale"] == scale) & (ck["weights"] == label)
+                     & ck["metric"].isin(_PSNR_SSIM) & ck["dataset"].isin(sets)]
+            rows += [{**r, "table": "table6"} for r in sel[list(LONG_COLUMNS)].to_dict("records")]
+        origin = f"read from {Path(shipped_csv).name}"
+    else:
+        for model, scale, weights, label in found:
+            for dataset in sets:
+                summary = evaluate_weights(model, scale, str(weights), _sha256(weights), dataset, EvalPlan(DATASETS),
+                                           Path(runs_dir) / "shipped" / "eval", Path(runs_dir), device, data_root,
+                                           weights_root)
+                rows += _long_rows("table6", model, label, scale, summary, _PSNR_SSIM)
+        origin = "evaluated here"
+    rows += [_params_row("table6", model, label, scale) for model, scale, _, label in found]
+    return _frame(rows), origin
 
 
 def _check_recipe(folder: Path, cfg) -> dict[str, Any]:
@@ -464,19 +525,29 @@ def checkpoint_rows(checkpoint_csv: str | os.PathLike | None, profile: str = "sm
     return _frame(rows), origin
 
 
-def table6(profile: str = "smoke", datasets: str = "auto", runs_dir: str | os.PathLike = "runs",
-           checkpoint_csv: str | os.PathLike | None = "results/checkpoint_eval.csv", device: str = "cpu",
+def table6(profile: str = SHIPPED, datasets: str = "auto", runs_dir: str | os.PathLike = "runs",
+           checkpoint_csv: str | os.PathLike | None = "results/checkpoint_eval.csv",
+           shipped_csv: str | os.PathLike | None = "results/shipped_eval.csv", device: str = "cpu",
            data_root=None, weights_root=None, threads: int = 1) -> pd.DataFrame:
-    """Table VI: published checkpoints evaluated here + the paper's networks trained under the profile.
+    """Table VI: published checkpoints evaluated here + our trained networks.
 
-    The literature rows the paper only quotes are added by :func:`compare` (they are not measurements).
+    ``profile`` ``shipped`` (default): our rows are the package's shipped checkpoints (:func:`shipped_rows`);
+    otherwise the paper's four networks trained under the profile. The literature rows the paper only quotes
+    are added by :func:`compare` (they are not measurements).
     """
-    trained = trained_table("table6", profile, datasets, runs_dir, device, data_root, weights_root, threads)
     with torch_threads(threads):
-        ck, origin = checkpoint_rows(checkpoint_csv, profile, datasets, runs_dir, device, data_root, weights_root)
+        if profile == SHIPPED:
+            trained, ours = shipped_rows(shipped_csv, datasets, runs_dir, device, data_root, weights_root)
+            prov = provenance(command="ibmdn.experiments.tables.table6", table="table6", profile=profile,
+                              shipped=ours, parameters={"profile": profile, "datasets": datasets,
+                                                        "device": str(device), "threads": threads})
+        else:
+            trained = trained_table("table6", profile, datasets, runs_dir, device, data_root, weights_root, threads)
+            prov = trained.attrs["provenance"]
+        ck, origin = checkpoint_rows(checkpoint_csv, "short" if profile == SHIPPED else profile, datasets, runs_dir,
+                                     device, data_root, weights_root)
     df = _frame(pd.concat([ck, trained], ignore_index=True).to_dict("records"))
-    df.attrs["provenance"] = {**trained.attrs["provenance"], "checkpoints": origin,
-                              "command": "ibmdn.experiments.tables.table6"}
+    df.attrs["provenance"] = {**prov, "checkpoints": origin, "command": "ibmdn.experiments.tables.table6"}
     return df
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ibmdn.experiments import schemas
 from ibmdn.experiments.figures import _find_image, _save_npz
-from ibmdn.experiments.tables import run_dir, torch_threads
+from ibmdn.experiments.tables import SHIPPED, torch_threads, trained_checkpoint
 from ibmdn.results import provenance
 
 __all__ = ["bsconv", "chfab", "distillation", "involution"]
@@ -268,7 +268,7 @@ def distillation(image: str = "butterfly", dataset: str = "set5", model: str = "
 
 
 def chfab(image: str = "butterfly", dataset: str = "set5", model: str = "ibmdn", scale: int = 4,
-          profile: str = "smoke", runs_dir: str | os.PathLike = "runs",
+          profile: str = SHIPPED, runs_dir: str | os.PathLike = "runs",
           arrays_path: str | os.PathLike = "runs/walkthrough_chfab.npz", data_root=None,
           threads: int = 1) -> pd.DataFrame:
     """CHFAB's attention map in every block of IBMDN on a real image, and its correlation with edges."""
@@ -279,14 +279,12 @@ def chfab(image: str = "butterfly", dataset: str = "set5", model: str = "ibmdn",
     from ibmdn.models import build_model
 
     item = _find_image(dataset, image, scale, data_root)
-    final = run_dir(model, scale, profile, runs_dir) / "final.pth"
-    if final.is_file():
-        net = build_model(model, scale, weights=str(final))
-        status = f"trained here, profile {profile} ({final.parent.name})"
+    model, final, _, note = trained_checkpoint(model, scale, profile, runs_dir)
+    if final is not None:
+        net, status = build_model(model, scale, weights=str(final)), f"trained: {note}"
     else:
         torch.manual_seed(0)
-        net = build_model(model, scale)
-        status = f"untrained (random weights, seed 0): no {final.parent.name} run"
+        net, status = build_model(model, scale), f"untrained (random weights, seed 0): {note}"
     net.eval()
     attn = [(i, b.attention) for i, b in enumerate(net.blocks) if isinstance(b.attention, CHFAB)]
     inputs: dict[int, torch.Tensor] = {}

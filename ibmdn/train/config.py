@@ -275,24 +275,6 @@ PROFILES: dict[str, TrainConfig] = {
         log_every=25,
         ckpt_every=100,
     ),
-    "study": TrainConfig(
-        profile="study",
-        patch_size=64,
-        batch_size=8,
-        iterations=1500,
-        lr=1e-3,
-        schedule="cosine",
-        warmup=50,
-        min_lr_ratio=0.01,
-        perceptual_weight=0.0,
-        bsconv_s_weight=0.0,
-        val_every=250,
-        bn_recalibrate=25,
-        log_every=25,
-        ckpt_every=100,
-        channels_last=True,
-        threads=1,
-    ),
     "smoke": TrainConfig(
         profile="smoke",
         patch_size=32,
@@ -307,6 +289,8 @@ PROFILES: dict[str, TrainConfig] = {
         gan_perceptual_weight=1.0,
     ),
 }
+
+PROFILES["study"] = dataclasses.replace(PROFILES["short"], profile="study", channels_last=True, threads=1)
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)

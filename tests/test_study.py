@@ -1,0 +1,210 @@
+"""The study (:mod:`ibmdn.experiments.study`) and its verdicts (:mod:`ibmdn.experiments.claims`).
+
+The committed tables and claims are recomputed from the committed run records (the records are the only
+source of the trained numbers); the plan, the recipe, the locks, the rule and one tiny end-to-end run are
+checked on their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ibmdn.experiments import claims, study
+from ibmdn.results import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "results" / "study"
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def test_plan_covers_tables_one_to_three_with_three_seeds():
+    plan = study.study_plan()
+    names = [r.name for r in plan]
+    assert len(names) == len(set(names)) == 16 * 3
+    models = {r.model for r in plan}
+    assert "ibmdn" in models and "rfdn_ibmd_chfab" not in models  # the same network, one set of runs
+    assert {"ibmdn_stable", "imdn", "rfdn", "bsrn", "imdn_icmd", "rfdn_icmd_4b", "bsrn_icmd"} <= models
+    assert [r.seed for r in plan] == sorted(r.seed for r in plan), "seed-major: one seed of every row first"
+    by = {r.model: r for r in plan if r.seed == 0}
+    assert by["imdn"].datasets == ("set5", "set14", "bsd100", "urban100") and by["imdn"].lpips_sets == ()
+    assert by["imdn_icmd"].lpips_sets == ("set5",)  # Table I and Table II
+    assert by["rfdn_ibmd_hfab"].datasets == ("set5",) == by["ibmdn_stable"].lpips_sets
+
+
+def test_plan_gives_tables_four_and_five_one_seed_and_their_budget():
+    plan = study.study_plan(("table3", "table4", "table5"))
+    late = [r for r in plan if r.factor > 1]
+    assert plan[-len(late):] == late and {r.seed for r in late} == {0}
+    assert {(r.factor, r.gan, r.scale) for r in late} == {(3, False, 2), (7, True, 4)}
+    gan = next(r for r in late if r.model == "esrgan")
+    assert gan.generator == "esrgan_g" and gan.name == "esrgan_x4_study_gan_s0"
+
+
+def test_study_recipe_is_short_on_the_fast_path_with_a_seed():
+    from ibmdn.train import PROFILES
+
+    cfg = study.study_recipe(2)
+    short = PROFILES["short"]
+    same = {"patch_size", "batch_size", "iterations", "lr", "schedule", "warmup", "min_lr_ratio", "perceptual_weight",
+            "l1_weight", "val_every", "bn_recalibrate"}
+    assert all(getattr(cfg, f) == getattr(short, f) for f in same)
+    assert (cfg.seed, cfg.channels_last, cfg.threads, cfg.profile) == (2, True, 1, "study")
+    assert study.study_recipe(0, 3).patch_size % 3 == 0
+    assert study.study_recipe(0, 4, 7, True).iterations == 7 * cfg.iterations
+
+
+def test_claim_takes_over_a_dead_lock_only(tmp_path):
+    lock = tmp_path / "run.lock"
+    assert study.claim(lock) and lock.read_text() == str(os.getpid())
+    assert not study.claim(lock), "a live process holds it"
+    lock.write_text("999999999")  # no such process
+    assert study.claim(lock)
+
+
+# ------------------------------------------------------------------------------------------------ rule
+
+
+def test_verdict_rule():
+    assert claims.verdict(0.01, 0.2, 0.0) == "reproduced"
+    assert claims.verdict(-0.3, -0.01, 0.0) == "contradicted"
+    assert claims.verdict(-0.1, 0.2, 0.0) == "not resolvable"
+    assert claims.verdict(-0.04, 0.1, 0.05) == "reproduced"  # non-inferiority: above -margin
+    assert claims.verdict(-0.2, -0.06, 0.05) == "contradicted"
+    assert claims.verdict(math.nan, math.nan, 0.0) == "not tested"
+    assert claims.claim_verdict(["reproduced"] * 3) == "reproduced"
+    assert claims.claim_verdict(["not tested"] * 2) == "not tested"
+    assert claims.claim_verdict(["reproduced", "contradicted"]) == "mixed: reproduced 1/2, contradicted 1/2"
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    a, b = pd.Series([35.2, 35.3, 35.25]), pd.Series([35.0, 35.1, 34.98, 35.05])
+    lo, hi = claims._welch(a, b)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert lo == pytest.approx(ci.low) and hi == pytest.approx(ci.high)
+    assert math.isnan(claims._welch(a[:1], b)[0])
+
+
+def _record(model, seed, psnrs, lpips=None, dataset="set5"):
+    rows = [{"dataset": dataset, "image": f"im{i}", "psnr": p, "ssim": 0.9} for i, p in enumerate(psnrs)]
+    if lpips is not None:
+        for r in rows:
+            r["lpips"] = lpips
+    return {"run": f"{model}_x2_study_s{seed}", "model": model, "seed": seed, "scale": 2, "steps": 10, "wall_s": 1.0,
+            "git": {"sha": "0" * 40}, "per_image": rows}
+
+
+def test_claims_from_records_signs_and_lpips():
+    recs = [_record("rfdn_ibmd_cca", s, [35.0 + 0.01 * s, 35.1], lpips=0.05) for s in range(3)]
+    recs += [_record("ibmdn", s, [35.3 + 0.01 * s, 35.4], lpips=0.04) for s in range(3)]
+    found = claims.claims_table(claims.run_frame(recs))
+    row = found[(found.better == "rfdn_ibmd_chfab") & (found.worse == "rfdn_ibmd_cca")].set_index("metric")
+    assert row.loc["psnr", "advantage"] == pytest.approx(0.3) and row.loc["psnr", "verdict"] == "reproduced"
+    assert row.loc["lpips", "advantage"] == pytest.approx(0.01)  # lower LPIPS is the better
+    assert row.loc["ssim", "verdict"] == "not resolvable"  # equal
+    assert set(found.loc[found.claim == 6, "verdict"]) == {"not tested"}
+    assert len(set(found["claim"])) == len(claims.CLAIMS) == 7
+
+
+def test_table_from_records_keeps_untrained_rows():
+    recs = [_record("imdn", s, [30.0 + s, 32.0 + s]) for s in range(3)]
+    t = claims.study_table("table1", claims.run_frame(recs))
+    imdn = t[(t.model == "imdn") & (t.dataset == "set5") & (t.metric == "psnr")].iloc[0]
+    assert imdn.value == pytest.approx(32.0) and imdn["std"] == pytest.approx(1.0) and imdn.n_seeds == 3
+    assert imdn.seeds == "0,1,2" and imdn.n_images == 2 and imdn.paper == pytest.approx(37.52)  # the paper retrains IMDN for Table I
+    bsrn = t[(t.model == "bsrn") & (t.dataset == "set5") & (t.metric == "psnr")].iloc[0]
+    assert bsrn.n_seeds == 0 and math.isnan(bsrn.value) and "no record" in bsrn.note
+    assert (t.loc[t.metric == "params", "value"] > 0).all()
+
+
+# ------------------------------------------------------------------------------------ committed results
+
+
+def _committed():
+    recs = study.load_records(RECORDS)
+    if not recs:
+        pytest.fail("no committed study record under results/study (the trained tables have no source)")
+    return recs
+
+
+@pytest.mark.parametrize("name", ["table1", "table2", "table3", "table4", "table5"])
+def test_committed_tables_are_the_records_means(name):
+    """Acceptance: the tables' means and standard deviations recomputed from the per-image records."""
+    recs = _committed()
+    table = read_table(ROOT / "results" / f"{name}.csv")
+    assert set(table["budget"]) - {""} <= {claims.budget_text(study.study_recipe(0, s, f))
+                                            for s in (2, 4) for f in (1, 3, 7)}
+    per_run: dict[tuple, list[float]] = {}
+    for rec in recs:
+        img = pd.DataFrame(rec["per_image"])
+        for (dataset, metric), vals in img.melt(id_vars=["dataset", "image"], value_vars=[
+                c for c in ("psnr", "ssim", "lpips") if c in img]).dropna().groupby(["dataset", "variable"])["value"]:
+            per_run.setdefault((rec["model"], rec["scale"], dataset, metric), []).append(float(vals.mean()))
+    from ibmdn.experiments.tables import RUN_ALIASES
+
+    checked = 0
+    for r in table[(table["kind"] == "trained") & (table["metric"] != "params")].itertuples(index=False):
+        vals = per_run.get((RUN_ALIASES.get(r.model, r.model), r.scale, r.dataset, r.metric), [])
+        assert r.n_seeds == len(vals), r
+        if vals:
+            s = pd.Series(vals)
+            assert r.value == pytest.approx(s.mean(), abs=1e-6)
+            assert (math.isnan(r.std) and len(vals) == 1) or r.std == pytest.approx(s.std(ddof=1), abs=1e-6)
+            checked += 1
+    if name in ("table1", "table2", "table3"):
+        assert checked, f"{name}: no trained row has a record"
+
+
+def test_committed_claims_follow_from_the_records():
+    recs = _committed()
+    committed = read_table(ROOT / "results" / "claims.csv")
+    again = claims.claims_table(claims.run_frame(recs))
+    assert list(committed["verdict"]) == list(again.sort_values(["claim", "better", "worse", "dataset", "metric"])[
+        "verdict"])
+    assert len(set(committed["claim"])) == 7
+
+
+def test_records_hold_what_the_issue_asks():
+    for rec in _committed():
+        assert rec["steps"] == rec["config"]["iterations"] and rec["profile"] == "study"
+        assert rec["git"]["sha"] and rec["val_history"] and rec["train_curve"]
+        sets = {r["dataset"] for r in rec["per_image"]}
+        assert "set5" in sets and sum(r["dataset"] == "set5" for r in rec["per_image"]) == 5
+        expected = next(r for r in study.study_plan(study.STUDY_TABLES + study.ONE_SEED, study.SEEDS)
+                        if r.name == rec["run"])
+        assert sets == set(expected.datasets)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+
+def test_tiny_study_run_records_and_renders(tmp_path, monkeypatch, data_root):
+    """One 2-iteration run through the worker: trained, evaluated on Set5, recorded, rendered."""
+    from ibmdn.train import PROFILES
+
+    tiny = dataclasses.replace(PROFILES["smoke"], profile="study", iterations=2, val_every=0, channels_last=True,
+                               threads=1)
+    monkeypatch.setitem(PROFILES, "study", tiny)
+    run = study.StudyRun("imdn_ibmd_cca", 2, 0, ("set5",), ("set5",))
+    records = tmp_path / "records"
+    done = study.run_study([run], tmp_path / "runs", records, data_root=data_root)
+    assert done == [run.name] and not (tmp_path / "runs" / f"{run.name}.lock").exists()
+    rec = json.loads((records / f"{run.name}.json").read_text())
+    assert rec["seed"] == 0 and rec["steps"] == 2 and len(rec["per_image"]) == 5
+    assert all(r["lpips"] > 0 for r in rec["per_image"])
+    assert study.run_study([run], tmp_path / "runs", records, data_root=data_root) == []  # recorded: skipped
+    assert study.status([run], tmp_path / "runs", records)["recorded"] == [run.name]
+    table = claims.study_table("table2", claims.run_frame(study.load_records(records)))
+    row = table[(table.model == "imdn_ibmd_cca") & (table.metric == "psnr")].iloc[0]
+    assert row.n_seeds == 1 and math.isnan(row["std"])
