@@ -1,15 +1,11 @@
-"""IMDN (Hui et al., ACM MM 2019) and the paper's IMDN variants (IMDN_ICMD, IMDN_IBMD with four attentions).
+"""IMDN (Hui et al., ACM MM 2019) and the paper's IMDN_ICMD (Table I).
 
 * ``imdn``: 64 channels, 6 IMDBs (CCA r=16), LeakyReLU 0.05; 694,404 / 703,059 / 715,176 parameters
   (x2/x3/x4). Official checkpoints (github.com/Zheng222/IMDN, no licence: local verification only).
 * ``imdn_icmd``: the paper's Table I row 4: the seven ``I`` positions of ``CCC-CCC-CIC-CIC-ICI-III``
   (letters = c1, c2, c3 of each block; c4 stays a conv) become involution(64); 493,664 at x2 (paper
   494K).
-* ``imdn_ibmd_<attention>``: Tables II/III: every 3x3 inside the blocks (c4 included) becomes BSConv-U,
-  the ``I`` positions involution(64); head and the conv after the body stay plain 3x3. CCA: 160,896 at
-  x2 (paper 161K); ESA (RFDN form, 64 ch) ~227.5K (227K); HFAB (training form) ~394.1K (394K); CHFAB
-  (our reconstruction, two readings: ``chfab`` and ``chfab_out``, see :mod:`ibmdn.attention.chfab`)
-  within 1 % of 185K.
+* The IBMD forms of the IMDN skeleton (``imdn_ibmd_*``) are in :mod:`ibmdn.models.ibmdn`.
 
 How an involution replaces IMDB's 48 -> 64 steps is an interpretation; see :mod:`ibmdn.blocks`.
 """
@@ -20,7 +16,7 @@ from ibmdn.blocks import IMDB
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation
-from ibmdn.ops import IBMD, ICMD, parse_pattern
+from ibmdn.ops import ICMD, parse_pattern
 
 
 def imdn_net(scale: int, pattern: str = "CCC-CCC-CCC-CCC-CCC-CCC", last_op: str = "C", channels: int = 64,
@@ -44,18 +40,6 @@ def imdn(scale: int, **kw) -> DistillationSR:
 def imdn_icmd(scale: int, **kw) -> DistillationSR:
     """IMDN_ICMD: IMDN with involution at the I positions of CCC-CCC-CIC-CIC-ICI-III (paper Table I)."""
     return imdn_net(scale, pattern=ICMD, **kw)
-
-
-def _imdn_ibmd(attention: str):
-    def build(scale: int, **kw) -> DistillationSR:
-        return imdn_net(scale, pattern=IBMD, last_op="Bs", attention=attention, **kw)
-
-    build.__doc__ = f"IMDN_IBMD with {attention.upper()}: BSConv-U + involution by depth (paper Tables II/III)."
-    return build
-
-
-for _att in ("cca", "esa", "hfab", "chfab", "chfab_out"):
-    register_model(f"imdn_ibmd_{_att}", family="imdn")(_imdn_ibmd(_att))
 
 
 _IMDN_SHA = {

@@ -1,4 +1,4 @@
-"""RFDN (Liu et al., ECCV-W 2020), the paper's RFDN variants and the proposed IBMDN.
+"""RFDN (Liu et al., ECCV-W 2020) and the paper's RFDN_ICMD variants (Table I).
 
 * ``rfdn``: the paper's form (48 channels, 6 RFDBs, CCA r=4 in place of ESA); 534,036 / 540,531 /
   549,624 parameters. The block has no residual (as the official code; the paper's figure is silent).
@@ -7,30 +7,18 @@
 * ``rfdn_icmd_4b`` / ``rfdn_icmd_6b`` (Table I): RFDN-50 with ``CCC-CIC-ICI-III`` (4 blocks) or
   ``CCC-CCC-CIC-CIC-ICI-III`` (6 blocks) over the three refinements of each block, involution(50) at I,
   CCA r=16 in place of ESA (the configuration that reproduces the paper's 262K / 424K).
-* ``rfdn_ibmd_<attention>`` (Tables II/III) and ``ibmdn``: RFDN-50 skeleton, block 3x3s -> BSConv-U,
-  ``I`` -> involution(50), the last 3x3 of each block BSConv-U, head and tail plain. ``ibmdn`` is
-  ``rfdn_ibmd_chfab`` (section III.C of the paper ends by choosing RFDN_IBMD with CHFAB). The paper
-  writes one symbol, Bs, for the pixel operator of every IBMD network; BSConv-U is the reading under
-  which its IMDN_IBMD and RFDN_IBMD counts (CCA, ESA, CHFAB at x2/x3/x4) all fit within 1 % (the audit
-  table); only the HFAB row stays off. BSConv-S is the authors' later DepthIBN
-  (:mod:`ibmdn.models.depthibn`).
-* ``ibmdn_stable``: IBMDN with every involution (blocks and CHFAB) in its stable form: per-pixel
-  LayerNorm in the kernel generator instead of BatchNorm (the same function in training and
-  inference) and a residual-branch scale initialised to 0.1 (see :mod:`ibmdn.ops.involution` and
-  ``docs/networks.md``). Same operator pattern; one learnable scale per channel of every involution.
-* ``pattern`` (model argument) sets the depth pattern, e.g. the last block ``IBsI`` of the authors'
-  code instead of the paper's ``III`` (``IBMD_IBSI``).
+* The IBMD forms of the RFDN skeleton (``rfdn_ibmd_*``, ``ibmdn``) are in :mod:`ibmdn.models.ibmdn`.
 
 Involution at 50 channels needs a group size dividing 50 (rule in :mod:`ibmdn.ops.involution`).
 """
 
 from __future__ import annotations
 
-from ibmdn.blocks import RFDB, ibmdb
+from ibmdn.blocks import RFDB
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation
-from ibmdn.ops import IBMD, ICMD, parse_pattern
+from ibmdn.ops import ICMD, parse_pattern
 
 
 def rfdn_net(scale: int, pattern: str, channels: int = 50, last_op: str = "C", attention: str = "esa",
@@ -67,48 +55,6 @@ def rfdn_icmd_4b(scale: int, **kw) -> DistillationSR:
 def rfdn_icmd_6b(scale: int, **kw) -> DistillationSR:
     """RFDN_ICMD 6B: RFDN-50, CCC-CCC-CIC-CIC-ICI-III, CCA (r=16) (paper Table I)."""
     return rfdn_net(scale, ICMD, attention="cca", **kw)
-
-
-STABLE_INVOLUTION = {"norm": "ln", "layer_scale": 0.1}
-"""Involution options of the stable IBMDN (module docstring)."""
-
-IBMD_IBSI = IBMD.rsplit("-", 1)[0] + "-IBsI"
-"""The IBMD pattern with the authors' code's last block ``IBsI`` in place of the paper's ``III``."""
-
-
-def rfdn_ibmd_net(scale: int, attention: str = "chfab", channels: int = 50, pattern: str = IBMD,
-                  involution: dict | None = None, attention_kw: dict | None = None,
-                  bsconv: str = "u") -> DistillationSR:
-    """RFDN_IBMD: IBMDBs (BSConv / involution by depth) with the given attention."""
-    blocks = [ibmdb(channels, (*codes, "Bs"), attention=attention, attention_kw=attention_kw, involution=involution,
-                    bsconv=bsconv)
-              for codes in parse_pattern(pattern)]
-    return DistillationSR(scale, channels, blocks, fuse_activation="lrelu")
-
-
-def _rfdn_ibmd(attention: str):
-    def build(scale: int, **kw) -> DistillationSR:
-        return rfdn_ibmd_net(scale, attention=attention, **kw)
-
-    build.__doc__ = f"RFDN_IBMD with {attention.upper()}: RFDN-50, BSConv-U + involution by depth (Tables II/III)."
-    return build
-
-
-for _att in ("cca", "esa", "hfab", "chfab", "chfab_out"):
-    register_model(f"rfdn_ibmd_{_att}", family="rfdn")(_rfdn_ibmd(_att))
-
-
-@register_model(family="rfdn")
-def ibmdn(scale: int, **kw) -> DistillationSR:
-    """IBMDN, the proposed network: RFDN_IBMD with CHFAB, 50 channels, 6 IBMDBs."""
-    return rfdn_ibmd_net(scale, attention="chfab", **kw)
-
-
-@register_model(family="rfdn")
-def ibmdn_stable(scale: int, **kw) -> DistillationSR:
-    """IBMDN with stable involutions (per-pixel LayerNorm kernel generator, residual scale 0.1)."""
-    inv = {**STABLE_INVOLUTION, **kw.pop("involution", {})}
-    return rfdn_ibmd_net(scale, attention="chfab", involution=inv, attention_kw={"chfab": {"involution": inv}}, **kw)
 
 
 def convert_rfdn(sd):
