@@ -16,37 +16,13 @@ The profiles (docs/results-and-provenance.md):
   1e-3 x the MSE of VGG16 ``relu2_2`` features (Johnson's super-resolution layer). Measured on 16 HR-192
   training patches against their x2 bicubic reconstructions: feature MSE 2.43, L1 0.026, so the weighted
   term is about a tenth of the L1 term (a PSNR-oriented L1 run with a perceptual nudge).
-* ``short``: the same small budget for every model (the fair ranking the notebooks use when no GPU
-  result exists), sized for IBMDN x2 at about 10 minutes on an idle 2-core CPU (an estimate that did not
-  hold: 1,058 s measured alone with two threads, 13.5 to 18 minutes with one thread beside another run;
-  IMDN 16.5 minutes, the IBMD blocks with CCA or ESA 13.5 to 14.5): HR patches 64, batch 8, 1,500 iterations (49M HR
-  pixels), lr 1e-3 with a 50-step linear warm-up and cosine decay to 1 % (a short budget wants a high lr
-  and a decay to ~0), L1 only. Choices measured on the 2-core machine (Set5 x2 PSNR-Y after a few
-  hundred steps): at equal compute batch 8 beats batch 16 (more updates); lr 2e-3 without clipping
-  spiked; the perceptual loss is off because VGG16 up to ``relu2_2`` on 64x64 patches costs several
-  times the IBMDN step on a CPU; the BSConv-S regulariser is off (L1 only, the same loss for every model;
-  on IBMDN its 0.1-weighted term starts at ~4, 10x the initial L1 and 100x the L1 after a few hundred
-  steps). IBMDN is slow per step on a CPU (depthwise convolutions and involution: ~3x IMDN's step time
-  with 4.5x fewer parameters). The budget ranks networks; it does not converge them. Run side by side on
-  a lent GPU (``results/short_sweep.csv``, ``scripts/gpu_sweep.sh``), it brought IMDN above and IBMDN
-  below 35.5 dB at x2, and no variant tried for IBMDN (lr 5e-4 / 2e-3, gradient clipping, the
-  BSConv-S regulariser) reached it; with lr 1e-3 IBMDN's validation PSNR is erratic from one check to
-  the next (its BatchNorm running statistics, in the involution kernel generators and CHFAB, lag the
-  weights: re-estimating them on training patches after the run raised the Set5 PSNR of the erratic runs
-  and left the steady one unchanged), while lr 2e-3 with clipping at 1.0 rose steadily. The profile is
-  left as it was: one run per variant is not evidence enough to retune a budget shared by every network.
-  Measured since on the 2-core CPU (one thread per run, Set5 x2 after 1,500 steps): IBMDN with lr 2e-3
-  and clipping at 1.0 34.77 dB (34.44 with the profile as it is); Adam beta2 0.99 with that, or lr 4e-3
-  with clipping at 0.5, spiked (Set5 24.7 and 18.7 dB at step 250; stopped there). Precise BatchNorm
-  (``bn_recalibrate``) applied to the final weights of two IBMDN runs changed them by +0.001 and
-  +0.003 dB: at the end of the cosine decay the running averages have settled; it matters for the
-  checks in the middle of a run. The same IBMD blocks with CCA or ESA in place of CHFAB reach 35.01 dB
-  each: in this budget the gap is our CHFAB reconstruction's. It is not the BatchNorm before CHFAB's
-  sigmoid: without it (``configs/short_sweep/chfab_no_sigmoid_bn.toml``) IBMDN reaches 34.41 dB. The
-  runs are in ``results/short_cpu.csv``, where IMDN reaches 35.49 dB (35.77 on the GPU). Since then the profile re-estimates BatchNorm statistics before
-  each validation (``bn_recalibrate=25``). Without that, the run without the sigmoid BatchNorm read
-  8.6 dB at step 500 with a training loss no worse than the others'. Only the checks in the middle of a
-  run change; the training itself does not.
+* ``short``: the same small budget for every model (a fair ranking on a CPU or a lent GPU, not a converged
+  network): HR patches 64, batch 8, 1,500 iterations (49M HR pixels), lr 1e-3 with a 50-step linear
+  warm-up and cosine decay to 1 % (a short budget wants a high lr and a decay to ~0), L1 only (the same
+  loss for every model; VGG16 features on 64x64 patches would cost several times a light network's step
+  on a CPU), validation every 250 steps with BatchNorm statistics re-estimated first (``bn_recalibrate``:
+  the running averages of the involution's kernel generators lag the weights in the middle of a run).
+  The measurements these choices rest on are in ``docs/results-and-provenance.md``.
 * ``study``: the budget of the trained tables (:mod:`ibmdn.experiments.study`): ``short``'s recipe run
   with several seeds, on the fast CPU path (channels-last; the fused involution is the CPU default) and
   one thread per run, two runs side by side on the 2-core machine. The iteration count is sized from the
