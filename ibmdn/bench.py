@@ -282,14 +282,14 @@ the trainer runs it; ``reference``: the unfold involution)."""
 
 def trainer_step(name: str, scale: int, device: torch.device, batch: int = 8, hr: int = 64,
                  overrides: dict | None = None, profile: str = "short") -> Callable[[], None]:
-    """The trainer's own step (:meth:`ibmdn.train.trainer.SRTask.train_step`: the profile's loss, Adam,
+    """The trainer's own step (:meth:`ibmdn.train.task.SRTask.train_step`: the profile's loss, Adam,
     lr schedule, memory format, autocast and involution implementation) on fixed random uint8 patches of
     the recipe's batch and size, moved to the device as the trainer moves its batches."""
     from ibmdn.models import build_model
     from ibmdn.train.config import resolve_config
     from ibmdn.train.data import to_device
     from ibmdn.train.distributed import DistInfo
-    from ibmdn.train.trainer import SRTask
+    from ibmdn.train.task import SRTask
 
     cfg = resolve_config(profile, overrides={"batch_size": batch, "patch_size": hr, **(overrides or {})})
     torch.manual_seed(0)

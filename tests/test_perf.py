@@ -257,7 +257,7 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
 
 def test_trainer_step_is_the_trainers_own_and_updates_weights():
     from ibmdn.bench import trainer_step
-    from ibmdn.train.trainer import SRTask
+    from ibmdn.train.task import SRTask
 
     step = trainer_step("ibmdn", 2, torch.device("cpu"), batch=2, hr=16, overrides={"channels_last": True})
     task = step.task

@@ -1,5 +1,5 @@
 """Training: recipes (:mod:`~ibmdn.train.config`), patches (:mod:`~ibmdn.train.data`), losses, the loop
-(:mod:`~ibmdn.train.trainer`), the Table V GAN (:mod:`~ibmdn.train.gan`) and DDP
+(:mod:`~ibmdn.train.trainer`, over a task of :mod:`~ibmdn.train.task`), the Table V GAN (:mod:`~ibmdn.train.gan`) and DDP
 (:mod:`~ibmdn.train.distributed`).
 
 ``ibmdn train --model NAME --scale S --profile smoke|short|paper`` is

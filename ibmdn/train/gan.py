@@ -33,7 +33,7 @@ from ibmdn.ops.bsconv import bsconv_s_regularizer
 from ibmdn.train.config import TrainConfig
 from ibmdn.train.distributed import DistInfo
 from ibmdn.train.losses import has_bsconv_s
-from ibmdn.train.trainer import autocast, build_perceptual, lr_at, make_adam, prepare_model, wrap_for_training
+from ibmdn.train.task import autocast, build_perceptual, lr_at, make_adam, prepare_model, wrap_for_training
 
 
 def relativistic_loss(real: torch.Tensor, fake: torch.Tensor, real_is_real: bool) -> torch.Tensor:

@@ -65,28 +65,13 @@ from ibmdn.train.distributed import (
     local_device,
     mean_over_ranks,
 )
-from ibmdn.train.losses import PerceptualLoss, SRLoss
+from ibmdn.train.task import SRTask, autocast, lr_at
 
 CHECKPOINT_FORMAT = "ibmdn-train-v1"
 
 
 class TrainError(IbmdnError):
     """A training run that cannot start or continue (bad model name, existing or missing run folder...)."""
-
-
-# ---------------------------------------------------------------------------------------------- schedule
-
-
-def lr_at(cfg: TrainConfig, step: int, base: float | None = None) -> float:
-    """Learning rate of step ``step`` (0-based): linear warm-up, then step halving or cosine decay."""
-    lr = cfg.lr if base is None else base
-    if step < cfg.warmup:
-        return lr * (step + 1) / cfg.warmup
-    if cfg.schedule == "step":
-        return lr * cfg.lr_gamma ** (step // cfg.lr_step)
-    t = (step - cfg.warmup) / max(1, cfg.iterations - cfg.warmup)
-    low = lr * cfg.min_lr_ratio
-    return low + (lr - low) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
 # ------------------------------------------------------------------------------------------ file helpers
@@ -133,110 +118,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-# -------------------------------------------------------------------------------------------- SR task
-
-
-def autocast(cfg: TrainConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
-
-
-def wrap_for_training(model: nn.Module, cfg: TrainConfig, device: torch.device, info: DistInfo) -> nn.Module:
-    """The module the training forward calls: DDP-wrapped when distributed, compiled on request."""
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        net = torch.compile(net)
-    return net
-
-
-def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device, info: DistInfo) -> nn.Module:
-    """Involution implementation, SyncBatchNorm (CUDA DDP), device and memory format."""
-    from ibmdn.ops.involution import set_involution_impl
-
-    impl = cfg.involution_impl
-    if impl == "auto":
-        impl = "fused" if device.type == "cpu" else ""
-    if impl:
-        set_involution_impl(model, impl)
-    if info.enabled and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def make_adam(params, cfg: TrainConfig, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-
-
-def build_perceptual(cfg: TrainConfig, layer: str, criterion: str, device: torch.device, weights_root=None):
-    return PerceptualLoss(layer, criterion, cfg.perceptual_backbone, weights_root).to(device)
-
-
-class SRTask:
-    """A plain SR network trained with :class:`~ibmdn.train.losses.SRLoss`."""
-
-    kind = "sr"
-
-    def __init__(
-        self, cfg: TrainConfig, model: nn.Module, device: torch.device, info: DistInfo, weights_root=None
-    ):
-        self.cfg, self.device = cfg, device
-        self.model = prepare_model(model, cfg, device, info)
-        self.net = wrap_for_training(self.model, cfg, device, info)
-        self.opt = make_adam(self.model.parameters(), cfg, cfg.lr)
-        perceptual = (
-            build_perceptual(cfg, cfg.perceptual_layer, cfg.perceptual_criterion, device, weights_root)
-            if cfg.perceptual_weight > 0
-            else None
-        )
-        self.loss = SRLoss(cfg.l1_weight, perceptual, cfg.perceptual_weight, cfg.bsconv_s_weight)
-
-    @property
-    def generator(self) -> nn.Module:
-        return self.model
-
-    def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "kind": "sr",
-            "l1_weight": self.cfg.l1_weight,
-            "bsconv_s_weight": self.cfg.bsconv_s_weight,
-            "perceptual_weight": self.cfg.perceptual_weight,
-        }
-        if self.loss.perceptual is not None:
-            d["perceptual"] = self.loss.perceptual.describe()
-        return d
-
-    def set_step(self, step: int) -> float:
-        lr = lr_at(self.cfg, step)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        return lr
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        self.model.train()
-        with autocast(self.cfg, self.device):
-            sr = self.net(x)
-            total, parts = self.loss(sr, y, self.model)
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        if self.cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.opt.step()
-        return {"loss": total.detach(), **{k: v.detach() for k, v in parts.items()}}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"], strict=True)
-        self.opt.load_state_dict(state["optimizer"])
 
 
 # ------------------------------------------------------------------------------------------- the loop
@@ -423,25 +304,32 @@ def train(
         cleanup(info)
 
 
-def _train(
-    model_name,
-    scale,
-    cfg: TrainConfig,
-    out,
-    resume,
-    device,
-    info: DistInfo,
-    data_root,
-    weights_root,
-    cache_dir,
-    progress,
-    time_limit=0.0,
-) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+@dataclass
+class _Run:
+    """What every step of one run needs: identity, recipe, task, files, placement, validation data."""
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run_dir = Path(out or f"runs/{model_name}_x{scale}_{cfg.profile}{'_gan' if cfg.gan else ''}")
+    model_name: str
+    scale: int
+    cfg: TrainConfig
+    task: Any
+    run_dir: Path
+    device: torch.device
+    info: DistInfo
+    data_root: Any = None
+    cache_dir: Any = None
+    bn_data: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pth"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.csv"
+
+
+def _check_start(run_dir: Path, resume: bool, cfg: TrainConfig, device: torch.device) -> None:
+    """A fresh run needs an empty folder, a resumed one its ``last.pth``; bf16 needs a device that has it."""
     last_path = run_dir / "last.pth"
     if resume and not last_path.is_file():
         raise TrainError(f"--resume: no checkpoint {last_path}")
@@ -452,121 +340,107 @@ def _train(
     if cfg.amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise TrainError("--bf16: this GPU does not support bfloat16")
 
-    # model(s) and task: identical initial weights on every process
-    seed_everything(cfg.seed)
-    g, d = _build(model_name, scale, cfg)
-    init = init_from(g, cfg.init_weights) if cfg.init_weights and not resume else None
-    if cfg.gan:
-        from ibmdn.train.gan import GANTask
 
-        task = GANTask(cfg, g, d, device, info, weights_root)
-    else:
-        task = SRTask(cfg, g, device, info, weights_root)
+def _restore(run: _Run) -> RunState:
+    """Load ``last.pth`` into the task and the RNGs; the run state it was saved with."""
+    ck = torch.load(run.last_path, map_location="cpu", weights_only=True)
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise TrainError(f"{run.last_path} is not an ibmdn training checkpoint")
+    if (ck["model_name"], ck["scale"]) != (run.model_name, run.scale):
+        raise TrainError(
+            f"{run.last_path} trains {ck['model_name']} x{ck['scale']}, not {run.model_name} x{run.scale}"
+        )
+    diff = resume_differences(config_from_dict(ck["config"]), run.cfg)
+    if diff:
+        raise TrainError(f"--resume with a different recipe would not continue the same run: {'; '.join(diff)}")
+    run.task.load_state_dict(ck)
+    set_rng_state(ck["rng"])
+    return RunState(ck["step"], ck["best_psnr"], ck["best_step"], ck["last_psnr"], ck["elapsed"],
+                    list(ck.get("history", [])))
 
-    from ibmdn.results import git_info
 
-    git_start = git_info()  # the code that trains (the tree may move on before the run ends)
-    state = RunState()
+def _data(run: _Run, start: int):
+    """(training images, the loader from step ``start``, loader workers); fills ``run.bn_data``."""
+    cfg, info = run.cfg, run.info
+    sets = resolve_train_sets(cfg.train_sets, run.data_root)
+    if not info.is_main:  # rank 0 first: it fills the LR cache the others then read
+        barrier(info)
+    images = load_images(sets, run.scale, cfg.patch_size, run.data_root, run.cache_dir, verbose=info.is_main)
+    if info.is_main:
+        barrier(info)
+    run.bn_data = bn_batches(images, cfg) if info.is_main and cfg.val_every > 0 else []
+    workers = resolve_workers(cfg.workers, run.device)
+    loader = make_loader(PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment), start, cfg.iterations,
+                         cfg.batch_size, info.rank, info.world_size, workers,
+                         pin_memory=run.device.type == "cuda")
+    return images, loader, workers
+
+
+def _open_files(run: _Run, resume: bool, step: int, images, workers: int, init) -> None:
+    """Rank 0: the run folder, ``config.json`` and ``log.csv`` (cut back to ``step`` when resuming)."""
+    if not run.info.is_main:
+        return
+    from ibmdn.models import count_params
+
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run.run_dir.glob(".*.tmp"):  # left by a process killed in the middle of a write
+        stale.unlink(missing_ok=True)
     if resume:
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise TrainError(f"{last_path} is not an ibmdn training checkpoint")
-        if (ck["model_name"], ck["scale"]) != (model_name, scale):
-            raise TrainError(
-                f"{last_path} trains {ck['model_name']} x{ck['scale']}, not {model_name} x{scale}"
-            )
-        diff = resume_differences(config_from_dict(ck["config"]), cfg)
-        if diff:
-            raise TrainError(
-                f"--resume with a different recipe would not continue the same run: {'; '.join(diff)}"
-            )
-        task.load_state_dict(ck)
-        state = RunState(
-            ck["step"],
-            ck["best_psnr"],
-            ck["best_step"],
-            ck["last_psnr"],
-            ck["elapsed"],
-            list(ck.get("history", [])),
-        )
-        set_rng_state(ck["rng"])
+        _trim_log(run.log_path, step)
+    else:
+        run.log_path.unlink(missing_ok=True)
+    task, cfg = run.task, run.cfg
+    atomic_json({"model": run.model_name, "scale": run.scale, "config": cfg.to_dict(), "budget": cfg.budget,
+                 "world_size": run.info.world_size, "device": str(run.device), "workers": workers,
+                 "train_sets": images.sets, "train_images": len(images), "skipped_images": images.skipped,
+                 "padded_images": images.padded, "params": count_params(task.generator),
+                 "loss": task.describe(), "init": init}, run.run_dir / "config.json")
+    if not run.log_path.is_file():
+        with open(run.log_path, "w", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=_log_fields(task)).writeheader()
 
-    # data (rank 0 first: it fills the LR cache the others then read)
-    sets = resolve_train_sets(cfg.train_sets, data_root)
-    if not info.is_main:
-        barrier(info)
-    images = load_images(sets, scale, cfg.patch_size, data_root, cache_dir, verbose=info.is_main)
-    if info.is_main:
-        barrier(info)
-    dataset = PatchDataset(images, cfg.patch_size, cfg.seed, cfg.augment)
-    bn_data = bn_batches(images, cfg) if info.is_main and cfg.val_every > 0 else []
-    workers = resolve_workers(cfg.workers, device)
-    loader = make_loader(
-        dataset,
-        state.step,
-        cfg.iterations,
-        cfg.batch_size,
-        info.rank,
-        info.world_size,
-        workers,
-        pin_memory=device.type == "cuda",
-    )
 
-    log_path = run_dir / "log.csv"
-    fields = _log_fields(task)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(".*.tmp"):  # left by a process killed in the middle of a write
-            stale.unlink(missing_ok=True)
-        if resume:
-            _trim_log(log_path, state.step)
-        else:
-            log_path.unlink(missing_ok=True)
-        from ibmdn.models import count_params
+def _write_log(run: _Run, row: dict[str, Any]) -> None:
+    if run.info.is_main:
+        with open(run.log_path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=_log_fields(run.task), extrasaction="ignore").writerow(row)
 
-        atomic_json(
-            {
-                "model": model_name,
-                "scale": scale,
-                "config": cfg.to_dict(),
-                "budget": cfg.budget,
-                "world_size": info.world_size,
-                "device": str(device),
-                "workers": workers,
-                "train_sets": images.sets,
-                "train_images": len(images),
-                "skipped_images": images.skipped,
-                "padded_images": images.padded,
-                "params": count_params(task.generator),
-                "loss": task.describe(),
-                "init": init,
-            },
-            run_dir / "config.json",
-        )
-    if info.is_main and not log_path.is_file():
-        with open(log_path, "w", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=fields).writeheader()
 
-    def write_log(row: dict[str, Any]) -> None:
-        if info.is_main:
-            with open(log_path, "a", newline="", encoding="utf-8") as f:
-                csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerow(row)
+def _validate(run: _Run, state: RunState, done: int) -> None:
+    """Validate (rank 0, broadcast), record the PSNR and keep ``best.pth``."""
+    psnr = (validate(run.task, run.cfg, run.scale, run.device, run.data_root, run.cache_dir, run.bn_data)
+            if run.info.is_main else 0.0)
+    psnr = broadcast_float(psnr, run.info, run.device)
+    state.last_psnr = psnr
+    state.history.append({"step": done, "psnr": psnr})
+    if psnr > state.best_psnr:
+        state.best_psnr, state.best_step = psnr, done
+        if run.info.is_main:
+            atomic_torch_save({"model": run.task.generator.state_dict(), "step": done, "psnr": psnr,
+                               "model_name": run.model_name, "scale": run.scale}, run.run_dir / "best.pth")
 
-    bar = tqdm(
-        total=cfg.iterations,
-        initial=state.step,
-        disable=not (progress and info.is_main),
-        unit="it",
-        dynamic_ncols=True,
-        desc=f"{model_name} x{scale} {cfg.profile}",
-        mininterval=1.0,
-    )
+
+def _save_last(run: _Run, state: RunState, done: int) -> None:
+    """``last.pth``: everything a resumed run needs to continue bitwise (rank 0)."""
+    if run.info.is_main:
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "model_name": run.model_name, "scale": run.scale,
+                           "config": run.cfg.to_dict(), "step": done, **run.task.state_dict(),
+                           "best_psnr": state.best_psnr, "best_step": state.best_step,
+                           "last_psnr": state.last_psnr, "elapsed": state.elapsed, "history": state.history,
+                           "rng": rng_state()}, run.last_path)
+
+
+def _loop(run: _Run, state: RunState, loader, progress: bool, time_limit: float) -> bool:
+    """Steps ``state.step`` to the end (or to ``time_limit`` minutes); whether it stopped early."""
+    from tqdm.auto import tqdm
+
+    cfg, task, info, device = run.cfg, run.task, run.info, run.device
+    bar = tqdm(total=cfg.iterations, initial=state.step, disable=not (progress and info.is_main), unit="it",
+               dynamic_ncols=True, desc=f"{run.model_name} x{run.scale} {cfg.profile}", mininterval=1.0)
     acc: dict[str, torch.Tensor] = {}
     n_acc, data_time, t_interval = 0, 0.0, time.perf_counter()
-    t_run = time.perf_counter()
-    elapsed0 = state.elapsed
-    lr = lr_at(cfg, state.step)
-    stopped_early = False
+    t_run, elapsed0 = time.perf_counter(), state.elapsed
+    lr, stopped_early = lr_at(cfg, state.step), False
     try:
         it = iter(loader)
         for step in range(state.step, cfg.iterations):
@@ -575,51 +449,25 @@ def _train(
             x, y = to_device(lr_u8, device, cfg.channels_last), to_device(hr_u8, device, cfg.channels_last)
             data_time += time.perf_counter() - t0
             lr = task.set_step(step)
-            parts = task.train_step(x, y, step)
-            for k, v in parts.items():
+            for k, v in task.train_step(x, y, step).items():
                 acc[k] = acc[k] + v if k in acc else v.clone()
             n_acc += 1
-            done = step + 1
-            state.step = done
+            done = state.step = step + 1
             bar.update(1)
             if time_limit > 0:  # every process decides alike (rank 0's clock), so DDP stays in step
                 over = time.perf_counter() - t_run > time_limit * 60
                 stopped_early = broadcast_float(float(over), info, device) > 0.5 and done < cfg.iterations
             end = done == cfg.iterations or stopped_early
-
             is_val = cfg.val_every > 0 and (done % cfg.val_every == 0 or end)
             if is_val:
-                psnr = (validate(task, cfg, scale, device, data_root, cache_dir, bn_data) if info.is_main
-                        else 0.0)
-                psnr = broadcast_float(psnr, info, device)
-                state.last_psnr = psnr
-                state.history.append({"step": done, "psnr": psnr})
-                if psnr > state.best_psnr:
-                    state.best_psnr, state.best_step = psnr, done
-                    if info.is_main:
-                        atomic_torch_save(
-                            {
-                                "model": task.generator.state_dict(),
-                                "step": done,
-                                "psnr": psnr,
-                                "model_name": model_name,
-                                "scale": scale,
-                            },
-                            run_dir / "best.pth",
-                        )
+                _validate(run, state, done)
             if done % cfg.log_every == 0 or end or is_val:
                 means = mean_over_ranks({k: float(v) / n_acc for k, v in acc.items()}, info, device)
                 now = time.perf_counter()
-                row = {
-                    "step": done,
-                    "lr": f"{lr:.6g}",
-                    **{k: f"{v:.8g}" for k, v in means.items()},
-                    "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
-                    "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}",
-                    "data_s": f"{data_time:.4g}",
-                    "elapsed_s": f"{elapsed0 + now - t_run:.1f}",
-                }
-                write_log(row)
+                _write_log(run, {"step": done, "lr": f"{lr:.6g}", **{k: f"{v:.8g}" for k, v in means.items()},
+                                 "val_psnr": f"{state.last_psnr:.4f}" if is_val else "",
+                                 "it_per_s": f"{n_acc / max(now - t_interval, 1e-9):.4g}",
+                                 "data_s": f"{data_time:.4g}", "elapsed_s": f"{elapsed0 + now - t_run:.1f}"})
                 post = {"loss": f"{means['loss']:.4g}", "lr": f"{lr:.2e}"}
                 if not math.isnan(state.last_psnr):
                     post["val"] = f"{state.last_psnr:.2f}dB"
@@ -627,35 +475,41 @@ def _train(
                 acc, n_acc, data_time, t_interval = {}, 0, 0.0, time.perf_counter()
             if done % cfg.ckpt_every == 0 or end:
                 state.elapsed = elapsed0 + time.perf_counter() - t_run
-                if info.is_main:
-                    atomic_torch_save(
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            "model_name": model_name,
-                            "scale": scale,
-                            "config": cfg.to_dict(),
-                            "step": done,
-                            **task.state_dict(),
-                            "best_psnr": state.best_psnr,
-                            "best_step": state.best_step,
-                            "last_psnr": state.last_psnr,
-                            "elapsed": state.elapsed,
-                            "history": state.history,
-                            "rng": rng_state(),
-                        },
-                        last_path,
-                    )
+                _save_last(run, state, done)
             if stopped_early:
                 break
     finally:
         bar.close()
-
     state.elapsed = elapsed0 + time.perf_counter() - t_run
-    summary = (
-        _finish(model_name, scale, cfg, task, state, run_dir, images, info, device, stopped_early, git_start)
-        if info.is_main
-        else {}
-    )
+    return stopped_early
+
+
+def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistInfo, data_root, weights_root,
+           cache_dir, progress, time_limit=0.0) -> dict[str, Any]:
+    """The run, as named steps: check, build, restore, data, files, loop, finish."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(out or f"runs/{model_name}_x{scale}_{cfg.profile}{'_gan' if cfg.gan else ''}")
+    _check_start(run_dir, resume, cfg, device)
+    seed_everything(cfg.seed)  # identical initial weights on every process
+    g, d = _build(model_name, scale, cfg)
+    init = init_from(g, cfg.init_weights) if cfg.init_weights and not resume else None
+    if cfg.gan:
+        from ibmdn.train.gan import GANTask
+
+        task = GANTask(cfg, g, d, device, info, weights_root)
+    else:
+        task = SRTask(cfg, g, device, info, weights_root)
+    from ibmdn.results import git_info
+
+    git_start = git_info()  # the code that trains (the tree may move on before the run ends)
+    run = _Run(model_name, scale, cfg, task, run_dir, device, info, data_root, cache_dir)
+    state = _restore(run) if resume else RunState()
+    images, loader, workers = _data(run, state.step)
+    _open_files(run, resume, state.step, images, workers, init)
+    stopped_early = _loop(run, state, loader, progress, time_limit)
+    summary = (_finish(model_name, scale, cfg, task, state, run_dir, images, info, device, stopped_early, git_start)
+               if info.is_main else {})
     barrier(info)
     return summary
 
