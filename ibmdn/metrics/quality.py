@@ -14,8 +14,9 @@ tensors are float [0, 1] ``NCHW``; metrics are computed in float64.
   scores ``bridge`` 1.32 dB lower and Set14 0.09 dB lower than the Python pipelines (BasicSR, IMDN's
   script) that read every image as RGB (docs/protocol.md, the default here).
 * PSNR = 10 log10(255^2 / MSE) per image (``inf`` for identical images).
-* SSIM (Wang et al. 2004): 11 x 11 Gaussian window sigma 1.5 (normalised), K1 = 0.01, K2 = 0.03,
-  L = 255, 'valid' filtering (only windows fully inside the image), mean of the SSIM map; on RGB
+* SSIM (Wang et al. 2004; scikit-image's implementation): 11 x 11 Gaussian window sigma 1.5 (normalised),
+  K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering (only windows fully inside the image), mean of the
+  SSIM map; on RGB
   (``y_only=False``) the mean over the three channels.
 * :func:`tensor_to_uint8`: clamp to [0, 1], times 255, round half up, ``uint8`` ``HWC`` (MATLAB's
   ``im2uint8`` rounding; ``torch.round`` would round half to even).
@@ -112,34 +113,19 @@ def psnr(sr: np.ndarray, hr: np.ndarray, scale: int, protocol: Protocol = DEFAUL
     return float(10.0 * np.log10(protocol.data_range**2 / mse))
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Normalised 1-D Gaussian (the 2-D window is its outer product, as MATLAB's ``fspecial``)."""
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
-    return g / g.sum()
-
-
-def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable 'valid' filtering with a symmetric 1-D window (rows, then columns)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    x = sliding_window_view(x, g.size, axis=0) @ g
-    return sliding_window_view(x, g.size, axis=1) @ g
-
-
 def _ssim_plane(a: np.ndarray, b: np.ndarray, protocol: Protocol) -> float:
-    g = gaussian_window(protocol.ssim_window, protocol.ssim_sigma)
-    if min(a.shape) < g.size:
-        raise ValueError(f"image plane {a.shape} smaller than the {g.size}x{g.size} SSIM window")
-    c1 = (protocol.ssim_k1 * protocol.data_range) ** 2
-    c2 = (protocol.ssim_k2 * protocol.data_range) ** 2
-    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
-    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-    s_aa = _filter_valid(a * a, g) - mu_aa
-    s_bb = _filter_valid(b * b, g) - mu_bb
-    s_ab = _filter_valid(a * b, g) - mu_ab
-    ssim_map = ((2 * mu_ab + c1) * (2 * s_ab + c2)) / ((mu_aa + mu_bb + c1) * (s_aa + s_bb + c2))
-    return float(ssim_map.mean())
+    """Mean SSIM of one float64 plane pair: scikit-image's Gaussian SSIM with the protocol's window and
+    constants, population covariances (MATLAB's ``ssim_index``), averaged over the windows that lie fully
+    inside the plane (scikit-image crops the half-window border before the mean: MATLAB's 'valid')."""
+    from skimage.metrics import structural_similarity
+
+    if min(a.shape) < protocol.ssim_window:
+        raise ValueError(f"image plane {a.shape} smaller than the {protocol.ssim_window}x{protocol.ssim_window} "
+                         "SSIM window")
+    radius = (protocol.ssim_window - 1) // 2
+    return float(structural_similarity(
+        a, b, gaussian_weights=True, sigma=protocol.ssim_sigma, truncate=radius / protocol.ssim_sigma,
+        use_sample_covariance=False, data_range=protocol.data_range, K1=protocol.ssim_k1, K2=protocol.ssim_k2))
 
 
 def ssim(sr: np.ndarray, hr: np.ndarray, scale: int, protocol: Protocol = DEFAULT_PROTOCOL,
