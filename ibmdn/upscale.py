@@ -43,7 +43,6 @@ import json
 import math
 import re
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,28 +285,15 @@ def load_image(path: Path) -> Loaded:
     return Loaded(rgb.astype(np.float32) / 65535.0, alpha, 16, gray, info.format)
 
 
-def _png16_bytes(a) -> bytes:
-    """A 16-bit PNG of ``a`` (uint16 ``H x W`` or ``H x W x {1,2,3,4}``); Pillow cannot write 16-bit colour."""
-    import numpy as np
+def _write_png16(f, a) -> None:
+    """A 16-bit PNG of ``a`` (uint16 ``H x W`` or ``H x W x {1,2,3,4}``) to the open file ``f`` (pypng;
+    Pillow cannot write 16-bit colour)."""
+    import png
 
     if a.ndim == 2:
         a = a[:, :, None]
     h, w, c = a.shape
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    raw = np.empty((h, 1 + w * c * 2), np.uint8)
-    raw[:, 0] = 0  # filter type None
-    raw[:, 1:] = a.astype(">u2").reshape(h, w * c).view(np.uint8)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        import struct
-
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    import struct
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-            + chunk(b"IEND", b""))
+    png.Writer(w, h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=16).write(f, a.reshape(h, w * c))
 
 
 def write_output(path: Path, a, fmt: str, bits: int) -> Path:
@@ -331,7 +317,7 @@ def write_output(path: Path, a, fmt: str, bits: int) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             if bits == 16 and fmt == "PNG":
-                f.write(_png16_bytes(a))
+                _write_png16(f, a)
             elif bits == 16 and fmt == "TIFF":
                 import tifffile
 

@@ -63,12 +63,13 @@ def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
 
 
 def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
-    from ibmdn.upscale import _png16_bytes
+    from ibmdn.upscale import _write_png16
 
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     rng = np.random.default_rng(0)
-    (src / "deep.png").write_bytes(_png16_bytes(rng.integers(0, 65536, (10, 9, 3), dtype=np.uint16)))
+    with open(src / "deep.png", "wb") as f:
+        _write_png16(f, rng.integers(0, 65536, (10, 9, 3), dtype=np.uint16))
     Image.fromarray(_rgb(10, 9)[:, :, 0]).save(src / "gray.png")
     rgba = np.dstack([_rgb(10, 9), np.full((10, 9), 255, np.uint8)])
     rgba[:, :4, 3] = 0  # left part fully transparent

@@ -15,7 +15,7 @@ alpha (RGBA, LA, PA)   composited on a white background: ``out = c * a + 255 * (
                        background would turn transparent areas into false black edges)
 16-bit                 scaled to 8 bits by ``round(v / 257)`` (65535 -> 255 exactly). Pillow
                        truncates 16-bit RGB(A) PNGs to their high byte (``v >> 8``), so those are
-                       decoded by a small PNG decoder here (:func:`_decode_png16`); 16-bit TIFFs are
+                       decoded with pypng (:func:`_decode_png16`); 16-bit TIFFs are
                        read with ``tifffile``; 16-bit grayscale PNGs come out of Pillow intact
 float (F, float TIFF)  assumed in [0, 1], clipped, ``round(v * 255)``
 CMYK                   Pillow's naive conversion ``R = 255 - min(255, C + K)`` (no ICC); Adobe
@@ -43,7 +43,6 @@ import io
 import os
 import struct
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,96 +185,17 @@ def read_image_info(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Im
 # --------------------------------------------------------------------------------------------- decoding
 
 
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    if pa <= pb and pa <= pc:
-        return a
-    return b if pb <= pc else c
-
-
-def _unfilter(data: bytes, width: int, height: int, bpp: int, path) -> np.ndarray:
-    """Undo PNG scanline filters (types 0-4) of one (sub-)image; returns ``height x width*bpp`` bytes.
-
-    Sub and Up are vectorised; Average and Paeth depend on the byte just decoded on the left, so they
-    run a Python loop over the row (slow, but 16-bit colour PNGs are rare and this path is exact).
-    """
-    stride = width * bpp
-    if len(data) < height * (stride + 1):
-        raise _bad(path, "truncated PNG data")
-    rows = np.frombuffer(data, np.uint8, count=height * (stride + 1)).reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.uint8)
-    for y in range(height):
-        ftype, line = rows[y, 0], rows[y, 1:]
-        if ftype == 0:
-            cur = line.copy()
-        elif ftype == 1:  # Sub: cumulative sum per byte lane, modulo 256
-            lanes = line.reshape(width, bpp).astype(np.uint32)
-            cur = (np.cumsum(lanes, axis=0) & 0xFF).astype(np.uint8).reshape(-1)
-        elif ftype == 2:
-            cur = line + prev  # uint8 arithmetic wraps modulo 256
-        elif ftype in (3, 4):
-            cur_b = bytearray(line.tobytes())
-            up = prev.tobytes()
-            for i in range(stride):
-                left = cur_b[i - bpp] if i >= bpp else 0
-                if ftype == 3:
-                    pred = (left + up[i]) >> 1
-                else:
-                    pred = _paeth(left, up[i], up[i - bpp] if i >= bpp else 0)
-                cur_b[i] = (cur_b[i] + pred) & 0xFF
-            cur = np.frombuffer(bytes(cur_b), np.uint8)
-        else:
-            raise _bad(path, f"corrupt PNG (unknown filter type {ftype})")
-        out[y] = cur
-        prev = cur
-    return out
-
-
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-
-
 def _decode_png16(path: Path) -> np.ndarray:
-    """Full-precision decoding of a 16-bit PNG (any colour type except palette): uint16 ``H x W x C``."""
-    data = path.read_bytes()
-    pos, idat, ihdr = 8, [], None
+    """Full-precision decoding of a 16-bit PNG (pypng; Pillow reduces 16-bit colour to 8 bits): uint16
+    ``H x W x C``."""
+    import png
+
     try:
-        while pos < len(data):
-            (length,) = struct.unpack(">I", data[pos:pos + 4])
-            ctype = data[pos + 4:pos + 8]
-            body = data[pos + 8:pos + 8 + length]
-            if len(body) < length:
-                raise _bad(path, "truncated PNG (chunk runs past the end of the file)")
-            if ctype == b"IHDR":
-                ihdr = struct.unpack(">IIBBBBB", body)
-            elif ctype == b"IDAT":
-                idat.append(body)
-            elif ctype == b"IEND":
-                break
-            pos += 12 + length
-        if ihdr is None:
-            raise _bad(path, "corrupt PNG (no IHDR)")
-        width, height, depth, colour, _, _, interlace = ihdr
-        channels = _PNG_CHANNELS[colour]
-        raw = zlib.decompress(b"".join(idat))
-    except BadImageError:
-        raise
-    except (struct.error, KeyError, zlib.error) as e:
+        width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+        samples = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+    except Exception as e:  # noqa: BLE001 - pypng raises FormatError, ChunkError, zlib.error, EOFError...
         raise _bad(path, f"truncated or corrupt PNG: {e}") from None
-    bpp = 2 * channels
-    img = np.zeros((height, width, channels), np.uint16)
-    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
-    offset = 0
-    for x0, y0, dx, dy in passes:
-        pw, ph = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
-        if pw <= 0 or ph <= 0:
-            continue
-        n = ph * (pw * bpp + 1)
-        sub = _unfilter(raw[offset:offset + n], pw, ph, bpp, path)
-        offset += n
-        img[y0::dy, x0::dx] = sub.view(">u2").reshape(ph, pw, channels)
-    return img
+    return samples.reshape(height, width, meta["planes"])
 
 
 def _orient(a: np.ndarray, o: int) -> np.ndarray:
