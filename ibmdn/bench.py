@@ -52,7 +52,6 @@ involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 18
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import math
 import os
@@ -68,11 +67,11 @@ import torch
 from torch import nn
 
 from ibmdn.errors import IbmdnError
+from ibmdn.metrics.complexity import MIB, peak_memory, sync, time_calls
 
 PATH_TOKENS = ("eager", "compiled", "fused", "cl", "nchw", "bf16", "fp16", "tf32")
 DEFAULT_PATHS = ("eager", "compiled", "fused", "fused-compiled")
 DEFAULT_MODELS = ("ibmdn", "rfdn_aim", "imdn", "depthibn")
-MIB = 2 ** 20
 
 
 # ----------------------------------------------------------------------------------------- paths
@@ -148,41 +147,15 @@ def prepare(model: nn.Module, path: Path_, impl: str | None, device: torch.devic
         # CUDA: CUDA graphs as well (mode "reduce-overhead", the compiled peers in docs/protocol.md)
         fn = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
         with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             fn(x)
-            _sync(device)
+            sync(device)
             compile_s = time.perf_counter() - t0
     return fn, x, compile_s
 
 
 # ---------------------------------------------------------------------------------------- timing
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Milliseconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (CUDA events on GPU)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(float(start.elapsed_time(end)))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000.0)
-    return times
 
 
 def _quantiles(times: list[float]) -> tuple[float, float, float]:
@@ -191,76 +164,6 @@ def _quantiles(times: list[float]) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------------------------------- memory
-
-
-def cpu_peak_tensor_bytes(fn: Callable[[], object]) -> int:
-    """Peak of tensor memory that ``fn()`` adds on the CPU (PyTorch allocator events, replayed in order)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = [e for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
-    events.sort(key=lambda e: e.start_ns())
-    cur = peak = 0
-    for e in events:
-        cur += e.nbytes()
-        peak = max(peak, cur)
-    return int(peak)
-
-
-def _proc_status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _malloc_trim() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def cpu_peak_rss_bytes(fn: Callable[[], object]) -> int | None:
-    """Rise of the peak resident set (``VmHWM``) over the resident set before ``fn()``; None if unavailable."""
-    gc.collect()
-    _malloc_trim()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    except OSError:
-        return None
-    before = _proc_status_kib("VmRSS")
-    fn()
-    peak = _proc_status_kib("VmHWM")
-    if before is None or peak is None:
-        return None
-    return max(0, peak - before) * 1024
-
-
-def cuda_peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    torch.cuda.synchronize(device)
-    return int(torch.cuda.max_memory_allocated(device) - base)
-
-
-def peak_memory(fn: Callable[[], object], device: torch.device) -> dict[str, float]:
-    """``{"peak_mem": MiB[, "peak_rss": MiB]}`` of one call of ``fn`` (methods in the module docstring)."""
-    if device.type == "cuda":
-        return {"peak_mem": cuda_peak_bytes(fn, device) / MIB}
-    out = {"peak_mem": cpu_peak_tensor_bytes(fn) / MIB}
-    rss = cpu_peak_rss_bytes(fn)
-    if rss is not None:
-        out["peak_rss"] = rss / MIB
-    return out
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -428,7 +331,7 @@ def _profile_table(fn: Callable[[], object], device: torch.device | None = None,
     with profile(activities=acts) as prof:
         for _ in range(3):
             fn()
-        _sync(device or torch.device("cpu"))
+        sync(device or torch.device("cpu"))
     return prof.key_averages(group_by_input_shape=not cuda).table(
         sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows,
         max_name_column_width=60, max_shapes_column_width=60)

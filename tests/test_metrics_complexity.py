@@ -93,7 +93,8 @@ def test_latency_and_memory_on_cpu():
     m = nn.Conv2d(3, 3, 3, padding=1)
     ms = latency(m, torch.rand(1, 3, 16, 16), "cpu", warmup=1, repeats=3)
     assert ms > 0
-    assert peak_memory(m, torch.rand(1, 3, 16, 16), "cpu") is None
+    mem = peak_memory(lambda: torch.zeros(1 << 20), torch.device("cpu"))  # 4 MiB of float32
+    assert 4 <= mem["peak_mem"] < 5
 
 
 @pytest.mark.gpu
@@ -102,7 +103,8 @@ def test_latency_and_memory_on_gpu():
         pytest.skip("no CUDA device")
     m = nn.Conv2d(3, 3, 3, padding=1)
     assert latency(m, torch.rand(1, 3, 64, 64), "cuda", warmup=2, repeats=5) > 0
-    assert peak_memory(m, torch.rand(1, 3, 64, 64), "cuda") > 0
+    x = torch.rand(1, 3, 64, 64, device="cuda")
+    assert peak_memory(lambda: m.cuda()(x), torch.device("cuda"))["peak_mem"] > 0
 
 
 # published multiply-adds at 1280x720 output (IMDN paper; BSRN paper), tolerance 2 %

@@ -186,7 +186,7 @@ def test_fused_network_is_inference_only_and_switchable():
 
 def test_fused_network_uses_less_memory_than_unfold_reference():
     """The memory half of acceptance 2 at a small size (the bench measures it at 128x128)."""
-    from ibmdn.bench import cpu_peak_tensor_bytes
+    from ibmdn.metrics.complexity import cpu_peak_tensor_bytes
     from ibmdn.fuse import fuse_for_inference
 
     model = build_model("ibmdn", scale=4).eval()
@@ -204,7 +204,7 @@ def test_fused_network_uses_less_memory_than_unfold_reference():
 
 
 def test_cpu_peak_tensor_bytes_sees_allocations():
-    from ibmdn.bench import cpu_peak_tensor_bytes
+    from ibmdn.metrics.complexity import cpu_peak_tensor_bytes
 
     def fn():
         a = torch.empty(4 << 20, dtype=torch.uint8)

@@ -29,21 +29,26 @@ Conventions follow the efficient-SR literature and the NTIRE challenges (docs/pr
 * **Latency**: median of ``repeats`` timed forward passes after ``warmup`` untimed ones, under
   ``torch.inference_mode``, batch as given; CUDA events (and a synchronisation) on GPU,
   ``time.perf_counter`` on CPU.
-* **Peak memory**: ``torch.cuda.max_memory_allocated`` over one forward pass after a reset (weights and
-  input included), in bytes; ``None`` on CPU, where PyTorch keeps no such counter.
+* **Peak memory** of a call (:func:`peak_memory`, MiB): on CUDA ``torch.cuda.max_memory_allocated`` after a
+  reset, above what was allocated before; on a CPU the peak of the tensor memory the call adds (the
+  allocator's events, replayed in order) and the rise of the peak resident set (``VmHWM``, Linux).
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
+MIB = 2**20
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -151,51 +156,108 @@ def macs_at_output(model: nn.Module, scale: int, width: int = 1280, height: int 
     return count_macs(model, (1, 3, h, w))
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing to wait for on a CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (CUDA events on GPU)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(float(start.elapsed_time(end)))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
 def latency(model: nn.Module, input: torch.Tensor, device="cpu", warmup: int = 10,
             repeats: int = 50) -> float:
-    """Median forward time in milliseconds (CUDA events on GPU, ``perf_counter`` on CPU)."""
+    """Median forward time in milliseconds (:func:`time_calls` under ``torch.inference_mode``)."""
     device = torch.device(device)
     model = model.to(device).eval()
     x = input.to(device)
-    times = []
     with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
-        _sync(device)
-        for _ in range(repeats):
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                model(x)
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                model(x)
-                times.append((time.perf_counter() - t0) * 1000.0)
-    return float(statistics.median(times))
+        return float(statistics.median(time_calls(lambda: model(x), device, warmup, repeats)))
 
 
-def peak_memory(model: nn.Module, input: torch.Tensor, device="cuda") -> int | None:
-    """Peak allocated CUDA memory in bytes during one forward pass (weights and input included).
+def cpu_peak_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Peak of tensor memory that ``fn()`` adds on the CPU (PyTorch allocator events, replayed in order)."""
+    from torch.profiler import ProfilerActivity, profile
 
-    Returns None on a non-CUDA device (PyTorch keeps no allocation counter there).
-    """
-    device = torch.device(device)
-    if device.type != "cuda":
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return int(peak)
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
         return None
-    model = model.to(device).eval()
-    x = input.to(device)
+    return None
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def cpu_peak_rss_bytes(fn: Callable[[], object]) -> int | None:
+    """Rise of the peak resident set (``VmHWM``) over the resident set before ``fn()``; None if unavailable."""
+    gc.collect()
+    _malloc_trim()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        return None
+    before = _proc_status_kib("VmRSS")
+    fn()
+    peak = _proc_status_kib("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(0, peak - before) * 1024
+
+
+def cuda_peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
     torch.cuda.synchronize(device)
     torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
-    with torch.inference_mode():
-        model(x)
+    fn()
     torch.cuda.synchronize(device)
-    return int(torch.cuda.max_memory_allocated(device))
+    return int(torch.cuda.max_memory_allocated(device) - base)
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> dict[str, float]:
+    """``{"peak_mem": MiB[, "peak_rss": MiB]}`` of one call of ``fn`` (methods in the module docstring)."""
+    if device.type == "cuda":
+        return {"peak_mem": cuda_peak_bytes(fn, device) / MIB}
+    out = {"peak_mem": cpu_peak_tensor_bytes(fn) / MIB}
+    rss = cpu_peak_rss_bytes(fn)
+    if rss is not None:
+        out["peak_rss"] = rss / MIB
+    return out

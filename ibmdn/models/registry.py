@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ibmdn.metrics.complexity import count_params  # noqa: F401 - one counter, re-exported here
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -72,8 +74,3 @@ def build_model(name: str, scale: int = 4, weights: str | None = None, weights_r
 
         model = load_weights(model, name, scale, weights, weights_root=weights_root)
     return model
-
-
-def count_params(model: nn.Module) -> int:
-    """Learnable parameters (BatchNorm running statistics are buffers and not counted)."""
-    return sum(p.numel() for p in model.parameters())
