@@ -235,7 +235,7 @@ def bench_train(models: tuple[str, ...], variants: tuple[str, ...], scale: int =
     entry's time divided by ``reference``'s in the same round) with ``_min`` / ``_max``. ``weights`` is the
     variant; models without involution skip the involution-only variants.
     """
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
     from ibmdn.models import build_model
 
     dev = resolve_device(device)
@@ -382,7 +382,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log) -> tuple[pd.D
 
 
 def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
     from ibmdn.metrics.complexity import count_macs, count_params
     from ibmdn.models import build_model
 
@@ -550,7 +550,7 @@ def bench_command(args) -> int:
         print("ibmdn: warning: fewer than 20 timed runs; the issue's protocol asks for at least 20", file=sys.stderr)
     for p in cfg.paths:
         Path_.parse(p)
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
 
     device = resolve_device(cfg.device)
     load_before = _load_average()

@@ -33,76 +33,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from ibmdn.data.datasets import BenchmarkSet, resolve_set
 from ibmdn.data.imresize import IMRESIZE_VERSION
 from ibmdn.errors import BadImageError, IbmdnError
-from ibmdn.metrics.quality import DEFAULT_PROTOCOL, Protocol, psnr, ssim, tensor_to_uint8, uint8_to_tensor
+from ibmdn.inference import (  # noqa: F401 - the inference path, re-exported for evaluate's callers
+    DEFAULT_OVERLAP,
+    forward_ensemble,
+    forward_tiled,
+    resolve_device,
+    super_resolve,
+)
+from ibmdn.metrics.quality import DEFAULT_PROTOCOL, Protocol, psnr, ssim
 
 METRIC_UNITS = {"psnr": "dB", "ssim": "1", "lpips": "1"}
-DEFAULT_OVERLAP = 16
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other names are checked."""
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise IbmdnError(f"device {name!r} requested but CUDA is not available")
-    return dev
-
-
-def forward_tiled(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int = DEFAULT_OVERLAP):
-    """Run ``model`` on ``tile x tile`` LR cores with ``overlap`` pixels of context; keep the cores."""
-    n, _, h, w = x.shape
-    if tile <= 0 or (h <= tile and w <= tile):
-        return model(x)
-    out = None
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
-            yb, xb = min(y1 + overlap, h), min(x1 + overlap, w)
-            o = model(x[:, :, ya:yb, xa:xb])
-            if out is None:
-                out = o.new_zeros(n, o.shape[1], h * scale, w * scale)
-            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = o[
-                :, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale
-            ]
-    return out
-
-
-def forward_ensemble(fn, x: torch.Tensor) -> torch.Tensor:
-    """x8 self-ensemble: run ``fn`` on the 8 flips/transposes of ``x``, undo them, average."""
-    acc = None
-    for t in range(8):
-        y = x.transpose(-1, -2) if t & 4 else x
-        y = y.flip(-1) if t & 1 else y
-        y = y.flip(-2) if t & 2 else y
-        o = fn(y)
-        o = o.flip(-2) if t & 2 else o
-        o = o.flip(-1) if t & 1 else o
-        o = o.transpose(-1, -2) if t & 4 else o
-        acc = o if acc is None else acc + o
-    return acc / 8.0
-
-
-def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device="cpu", tile: int = 0,
-                  self_ensemble: bool = False, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
-    """SR of one ``uint8`` RGB LR image -> ``uint8`` RGB (the evaluation's inference path)."""
-    x = uint8_to_tensor(lr, device)
-
-    def run(t):
-        return forward_tiled(model, t, scale, tile, overlap)
-
-    with torch.inference_mode():
-        y = forward_ensemble(run, x) if self_ensemble else run(x)
-    return tensor_to_uint8(y)
 
 
 def evaluate(

@@ -26,7 +26,7 @@ Inference runs on the re-parameterised network (:func:`ibmdn.fuse.fuse_for_infer
 runs the trained form) in ``--precision`` fp32 (default), bf16 or fp16. Large images are **tiled**
 (``--tile``; automatic above 512x512 LR pixels): each LR tile is run with context around it and only
 its core is kept, written straight into the quantised output, so memory is bounded by the tile, not
-the image (:func:`ibmdn.evaluate.forward_tiled` has the same geometry but allocates the whole float
+the image (:func:`ibmdn.inference.forward_tiled` has the same geometry but allocates the whole float
 output, 1.6 GB for a 3840x2160 input at x4). Tiling is **exact** by default: the context is at least
 the network's receptive radius (:func:`receptive_radius`), and layers that pool over the whole image
 (CHFAB's and CCA's contrast + mean) get the whole image's statistic, gathered tile by tile in one extra
@@ -43,7 +43,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -391,15 +391,6 @@ def exact_tiling_supported(model) -> bool:
     return True
 
 
-def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int, int, int, int, int]]:
-    """``(y0, y1, x0, x1, ya, yb, xa, xb)``: core and context box of each tile (as :func:`~ibmdn.evaluate.forward_tiled`)."""
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            yield (y0, y1, x0, x1, max(y0 - overlap, 0), min(y1 + overlap, h), max(x0 - overlap, 0),
-                   min(x1 + overlap, w))
-
-
 class _Stop(Exception):
     pass
 
@@ -424,6 +415,7 @@ def tiled_exact(model, x, scale: int, tile: int, overlap: int | None = None,
     import torch
 
     from ibmdn.fuse import GlobalStatistic
+    from ibmdn.inference import tile_boxes
 
     n, _, h, w = x.shape
     radius = receptive_radius(model)
@@ -486,6 +478,8 @@ def tiled_approx(model, x, scale: int, tile: int, overlap: int, sink: Callable,
                  progress: Callable[[], None] | None = None) -> None:
     """One pass over the tiles (per-tile statistics in pooling layers), cores to ``sink``."""
     import torch
+
+    from ibmdn.inference import tile_boxes
 
     with torch.inference_mode():
         for y0, y1, x0, x1, ya, yb, xa, xb in tile_boxes(x.shape[2], x.shape[3], tile, overlap):
@@ -610,7 +604,7 @@ def upscale_command(args) -> int:
     from tqdm.auto import tqdm
 
     from ibmdn.errors import BadImageError, IbmdnError
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
     device = resolve_device(args.device)
     files, problems = collect_inputs(args.inputs)
     model, desc = load_model(args.model, args.scale, args.weights, args.weights_root, device, args.precision,

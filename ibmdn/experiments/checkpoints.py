@@ -106,7 +106,7 @@ def compare_published(measured: pd.DataFrame) -> pd.DataFrame:
 
 def checkpoint_eval_command(args) -> int:
     """``ibmdn eval-checkpoints``: write results/checkpoint_eval.csv, bicubic_eval.csv and shipped_eval.csv."""
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
     from ibmdn.results import provenance, write_table
 
     device = resolve_device(args.device)

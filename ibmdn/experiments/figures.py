@@ -100,7 +100,7 @@ def visual_comparison(image: str = "butterfly", dataset: str = "set5", scale: in
     """
     import torch
 
-    from ibmdn.evaluate import super_resolve
+    from ibmdn.inference import super_resolve
     from ibmdn.metrics.quality import Protocol, psnr, ssim
     from ibmdn.models import build_model
 

@@ -334,7 +334,7 @@ def render_bench_train(df: pd.DataFrame) -> str:
     val = {(r.model, r.weights, r.metric): r.value for r in df.itertuples(index=False)}
     rows = []
     for model, weights in sorted({(m, w) for m, w, _ in val}, key=lambda k: val.get((k[0], k[1], "train_step"), 0)):
-        g = lambda k, d: _num(val.get((model, weights, k)), d)  # noqa: E731
+        g = lambda k, d: _num(val.get((model, weights, k)), d)
         rows.append([f"`{model}`", f"`{weights}`", g("train_step", 1), f"{g('train_step_min', 1)}-{g('train_step_max', 1)}",
                      g("train_step_ratio", 2), f"{g('train_step_ratio_min', 2)}-{g('train_step_ratio_max', 2)}"])
     head = (f"`{meta.get('command')}` on {_device_words(meta)} ({meta.get('threads')} threads), x{par.get('scale')}, "

@@ -290,7 +290,7 @@ def train(
     Raises:
         TrainError / ConfigError / TrainDataError: bad user input (one-line CLI errors).
     """
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
 
     dev = resolve_device(device)
     info = init_distributed(dev)
@@ -591,7 +591,7 @@ def bench_loader(
     cfg: TrainConfig, scale: int, batches: int, device: str = "auto", data_root=None, cache_dir=None
 ) -> dict[str, float]:
     """Batches/s of the training loader alone (no model), with the recipe's batch, patch and workers."""
-    from ibmdn.evaluate import resolve_device
+    from ibmdn.inference import resolve_device
 
     dev = resolve_device(device)
     images = load_images(
