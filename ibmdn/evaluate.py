@@ -45,9 +45,10 @@ from ibmdn.inference import (  # noqa: F401 - the inference path, re-exported fo
     resolve_device,
     super_resolve,
 )
-from ibmdn.metrics.quality import DEFAULT_PROTOCOL, Protocol, psnr, ssim
+from ibmdn.metrics.quality import DEFAULT_PROTOCOL, Protocol
+from ibmdn.metrics.registry import IMAGE_METRICS, METRICS
 
-METRIC_UNITS = {"psnr": "dB", "ssim": "1", "lpips": "1"}
+METRIC_UNITS = {name: METRICS[name].unit for name in (*IMAGE_METRICS, "lpips")}
 
 
 def evaluate(
@@ -104,8 +105,8 @@ def evaluate(
         if sr.shape != item.hr.shape:
             raise IbmdnError(f"{path}: model output {sr.shape} differs from the HR shape {item.hr.shape}")
         row = {"dataset": ds.name.lower(), "image": item.name, "scale": scale, "height": item.hr.shape[0],
-               "width": item.hr.shape[1], "psnr": psnr(sr, item.hr, scale, protocol, item.gray),
-               "ssim": ssim(sr, item.hr, scale, protocol, item.gray), "error": ""}
+               "width": item.hr.shape[1],
+               **{m: METRICS[m].image(sr, item.hr, scale, protocol, item.gray) for m in IMAGE_METRICS}, "error": ""}
         if lpips:
             row["lpips"] = lpips_distance(sr, item.hr, device=str(device), weights_root_dir=weights_root)
         rows.append(row)

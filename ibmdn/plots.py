@@ -151,7 +151,8 @@ def table_figure(csv_path, png_path, dataset: str = "set5", metric: str = "psnr"
     m = read_table(csv_path)
     table = str(m["table"].iloc[0])
     p = reported(table)
-    unit = {"psnr": "dB", "ssim": "", "lpips": ""}.get(metric, "")
+    from ibmdn.metrics.registry import METRICS
+
     scales = sorted(set(m["scale"]) | set(p.loc[p["metric"] == metric, "scale"]))
     mq = m[(m["metric"] == metric) & (m["dataset"] == dataset)]
     pq = p[(p["metric"] == metric) & (p["dataset"] == dataset)]
@@ -175,8 +176,7 @@ def table_figure(csv_path, png_path, dataset: str = "set5", metric: str = "psnr"
                     label=None if kind in seen else label)
             seen.add(kind)
         ax.set_title(f"x{scale}")
-        ax.set_xlabel(f"{metric.upper()}{'-Y' if metric in ('psnr', 'ssim') else ''} on {dataset.capitalize()}"
-                      + (f" ({unit})" if unit else ""))
+        ax.set_xlabel(f"{METRICS[metric].axis} on {dataset.capitalize()}")
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(range(len(models)), list(reversed(models)))
         ax.tick_params(axis="y", labelsize=8)
@@ -194,6 +194,7 @@ def study_figure(table_csv, runs_csv, png_path, metric: str = "psnr") -> Path:
     """A study table: every seed's ``metric`` (dots), their mean (bar), bicubic (dashed) and the paper's value
     (open diamond) per network, on one axis per benchmark; rows without a record say so."""
     import ibmdn.experiments.schemas  # noqa: F401 - registers the schemas
+    from ibmdn.metrics.registry import METRICS
     from ibmdn.results import read_table
 
     t = read_table(table_csv)
@@ -226,8 +227,7 @@ def study_figure(table_csv, runs_csv, png_path, metric: str = "psnr") -> Path:
         if len(bic):
             ax.axvline(float(bic["value"].iloc[0]), color="0.45", ls="--", lw=1, label="bicubic, same images")
         ax.set_title(DATASET_NAMES.get(dataset, dataset), fontsize=9)
-        ax.set_xlabel(f"{metric.upper()}{'-Y' if metric in ('psnr', 'ssim') else ''}"
-                      f"{' (dB)' if metric == 'psnr' else ''}")
+        ax.set_xlabel(METRICS[metric].axis)
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(range(len(models)), list(reversed(models)))
         ax.tick_params(axis="y", labelsize=8)
@@ -246,6 +246,7 @@ def claims_figure(csv_path, png_path) -> Path:
     """Every tested comparison of the claims, one panel per metric: A's advantage over B with its 95 % interval
     over seeds (coloured by verdict), the margin, and the paper's own advantage (open diamond)."""
     import ibmdn.experiments.schemas  # noqa: F401 - registers the schema
+    from ibmdn.metrics.registry import METRICS
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -275,8 +276,8 @@ def claims_figure(csv_path, png_path) -> Path:
         ax.set_yticks(y, [f"{r.claim}: {r.better} > {r.worse}, {r.dataset}" for r in rows.itertuples(index=False)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.tick_params(axis="y", labelsize=6)
-        ax.set_xlabel(f"{metric.upper()} advantage" + (" (dB)" if metric == "psnr" else "")
-                      + (" (B - A: lower is better)" if metric == "lpips" else " (A - B)"), fontsize=8)
+        ax.set_xlabel(f"{METRICS[metric].axis} advantage"
+                      + (" (B - A: lower is better)" if METRICS[metric].sign < 0 else " (A - B)"), fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("The paper's claims at the study budget: advantage with its 95 % interval over seeds", fontsize=9)
     _shared_legend(fig, axes, 5)

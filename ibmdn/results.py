@@ -55,6 +55,7 @@ from typing import Any
 import pandas as pd
 
 from ibmdn.fileio import _write_tmp, atomic_write_bytes  # noqa: F401  (re-exported)
+from ibmdn.metrics.registry import METRICS
 
 __all__ = [
     "LONG_COLUMNS",
@@ -120,7 +121,7 @@ LONG_COLUMNS = (
     "source",
 )
 SOURCES = ("paper", "published", "measured")
-METRIC_UNITS = {"params": "count", "psnr": "dB", "ssim": "1", "lpips": "1"}
+METRIC_UNITS = {name: m.unit for name, m in METRICS.items()}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 _SCHEMAS: dict[str, Schema] = {}

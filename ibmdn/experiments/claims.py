@@ -37,6 +37,7 @@ import pandas as pd
 from ibmdn.experiments.schemas import CLAIMS as CLAIMS_SCHEMA
 from ibmdn.experiments.schemas import STUDY, STUDY_RUNS, VERDICTS
 from ibmdn.experiments.study import RECORDS, load_records
+from ibmdn.metrics.registry import METRICS
 from ibmdn.results import provenance, reported, write_table
 
 NON_INFERIORITY_DB = 0.05
@@ -241,7 +242,7 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
             margin = NON_INFERIORITY_DB if (better, worse) in KEEPS else c.margin
             for dataset in c.datasets:
                 for metric in c.metrics:
-                    sign = -1.0 if metric == "lpips" else 1.0
+                    sign = METRICS[metric].sign
                     vals = [sub[(sub["model"] == RUN_ALIASES.get(m, m)) & (sub["dataset"] == dataset)
                                 & (sub["metric"] == metric)]["value"] for m in (better, worse)]
                     lo, hi = _welch(vals[0], vals[1])

@@ -54,6 +54,7 @@ from typing import Any
 
 import pandas as pd
 
+from ibmdn.metrics.registry import METRICS
 from ibmdn.results import LONG_COLUMNS, provenance, read_table, reported
 
 __all__ = [
@@ -149,7 +150,7 @@ CHECKPOINT_NOTES = {
 QUOTED_NOTE = "quoted from the paper (not reproduced here)"
 REFERENCE_NOTE = "bicubic upscaling of the same LR images: the floor (not a row of the paper)"
 
-METRIC_DECIMALS = {"psnr": 3, "ssim": 4, "lpips": 4, "params": 0}
+METRIC_DECIMALS = {name: m.decimals for name, m in METRICS.items()}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
