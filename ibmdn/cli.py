@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results")
     p.set_defaults(handler="ibmdn.bench:bench_train_command")
 
-    from ibmdn.upscale import DEFAULT_MODEL, describe_shipped_weights  # reads only the JSON beside each checkpoint
+    from ibmdn.upscale import (  # reads only the JSON beside each checkpoint
+        DEFAULT_MODEL,
+        describe_shipped_weights,
+    )
 
     p = sub.add_parser("upscale", help="super-resolve image files or folders with a trained model",
                        description=describe_shipped_weights(), formatter_class=argparse.RawDescriptionHelpFormatter)

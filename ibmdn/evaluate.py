@@ -148,22 +148,6 @@ def weights_tag(weights: str | None) -> str:
     return tag or "checkpoint"
 
 
-def _per_image_schema():
-    from ibmdn.results import LONG, Schema, register_schema
-
-    return register_schema(Schema(
-        name="eval_per_image",
-        columns=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit",
-                 "source"),
-        keys=("table", "model", "weights", "scale", "dataset", "image", "metric"),
-        integer=("scale",),
-        floats=("value",),
-        required_values=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit",
-                         "source"),
-        choices=dict(LONG.choices),
-    ))
-
-
 def long_tables(per_image: pd.DataFrame, model: str, weights: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, per-image) in the LONG layout (``table=eval``, ``source=measured``)."""
     summary = summarize(per_image)
@@ -229,7 +213,7 @@ def eval_command(args) -> int:
     stem = f"{args.model}_x{args.scale}_{tag}"
     try:
         write_table(summary, out / f"{stem}.csv", meta, decimals=4)
-        write_table(per, out / f"{stem}_per_image.csv", meta, schema=_per_image_schema(), decimals=4)
+        write_table(per, out / f"{stem}_per_image.csv", meta, schema="eval_per_image", decimals=4)
     except OSError as e:
         raise IbmdnError(f"cannot write results to {out}: {e}") from None
     table = summary.pivot_table(index="dataset", columns="metric", values="value", sort=False)

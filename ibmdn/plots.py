@@ -103,7 +103,7 @@ def bench_figure(csv_path: str | os.PathLike, out_path: str | os.PathLike, datas
 # The paper's tables and figures, and the teaching walkthroughs (notebooks/*.ipynb).
 #
 # Each function reads a validated CSV (``ibmdn.results.read_table``; schemas in
-# ``ibmdn.experiments.schemas``) and, for image figures, the ``.npz`` its experiment wrote beside it,
+# ``ibmdn.schemas``) and, for image figures, the ``.npz`` its experiment wrote beside it,
 # draws with matplotlib's object API (no pyplot state, nothing shown), writes the PNG atomically and
 # returns its path. Nothing is computed here beyond arranging what the files hold.
 
@@ -193,7 +193,6 @@ def table_figure(csv_path, png_path, dataset: str = "set5", metric: str = "psnr"
 def study_figure(table_csv, runs_csv, png_path, metric: str = "psnr") -> Path:
     """A study table: every seed's ``metric`` (dots), their mean (bar), bicubic (dashed) and the paper's value
     (open diamond) per network, on one axis per benchmark; rows without a record say so."""
-    import ibmdn.experiments.schemas  # noqa: F401 - registers the schemas
     from ibmdn.metrics.registry import METRICS
     from ibmdn.results import read_table
 
@@ -245,7 +244,6 @@ _VERDICT_COLOR = {"reproduced": "tab:green", "contradicted": "tab:red", "not res
 def claims_figure(csv_path, png_path) -> Path:
     """Every tested comparison of the claims, one panel per metric: A's advantage over B with its 95 % interval
     over seeds (coloured by verdict), the margin, and the paper's own advantage (open diamond)."""
-    import ibmdn.experiments.schemas  # noqa: F401 - registers the schema
     from ibmdn.metrics.registry import METRICS
     from ibmdn.results import read_table
 
@@ -309,7 +307,6 @@ def visual_comparison_figure(csv_path, npz_path, png_path) -> Path:
 
     from matplotlib.patches import Rectangle
 
-    import ibmdn.experiments.schemas  # noqa: F401 - registers the schema
     from ibmdn.results import read_table
 
     df = read_table(csv_path).sort_values("order")
@@ -396,7 +393,6 @@ _TRADE_STYLE = {
 
 def tradeoff_figure(csv_path, png_path) -> Path:
     """PSNR against parameters (log scale); a second panel against latency when one was measured."""
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -458,7 +454,6 @@ def operators_figure(csv_path, png_path) -> Path:
     """IBMDN's operators per block, as the model definition builds them (one row per block)."""
     from matplotlib.patches import FancyBboxPatch
 
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -533,7 +528,6 @@ def involution_figure(csv_path, npz_path, png_path) -> Path:
     """Involution walkthrough: the image and probes, the kernels generated there, a tap over the image, cost."""
     import numpy as np
 
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -587,7 +581,6 @@ def bsconv_figure(csv_path, npz_path, png_path) -> Path:
     """BSConv walkthrough: cost against a convolution, BSRN's learned blueprints, IMDN filters' rank-1 share."""
     import numpy as np
 
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -647,7 +640,6 @@ def _panels(fig, names: list[str], cols: int, lr):
 
 def distillation_figure(csv_path, npz_path, png_path) -> Path:
     """Distillation walkthrough: the mean |activation| map after every stage of one block."""
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)
@@ -671,7 +663,6 @@ def distillation_figure(csv_path, npz_path, png_path) -> Path:
 
 def chfab_figure(csv_path, npz_path, png_path) -> Path:
     """CHFAB walkthrough: the channel-mean attention map of each block beside the image and its gradient."""
-    import ibmdn.experiments.schemas  # noqa: F401
     from ibmdn.results import read_table
 
     df = read_table(csv_path)

@@ -137,8 +137,11 @@ def register_schema(schema: Schema) -> Schema:
 
 
 def get_schema(schema: str | Schema) -> Schema:
+    """The schema object, by name (the catalogue :mod:`ibmdn.schemas` is loaded on first use)."""
     if isinstance(schema, Schema):
         return schema
+    if schema not in _SCHEMAS:
+        import ibmdn.schemas  # noqa: F401 - registers every schema besides LONG
     try:
         return _SCHEMAS[schema]
     except KeyError:
@@ -157,38 +160,6 @@ LONG = register_schema(
         choices={"source": SOURCES},
     )
 )
-
-TOLERANCES = ("exact", "1%", "3%", "contradiction")
-AUDIT_STATUS = ("pass", "fail", "missing", "error", "documented")
-
-PARAM_AUDIT = register_schema(
-    Schema(
-        name="param_audit",
-        columns=(
-            "model",
-            "scale",
-            "paper_label",
-            "tolerance",
-            "status",
-            "params",
-            "reference",
-            "reference_source",
-            "diff",
-            "diff_pct",
-            "paper_params",
-            "paper_tables",
-            "note",
-        ),
-        keys=("model", "scale"),
-        integer=("scale", "params", "reference", "diff", "paper_params"),
-        floats=("diff_pct",),
-        required_values=("model", "scale", "tolerance", "status"),
-        choices={"tolerance": TOLERANCES, "status": AUDIT_STATUS, "reference_source": ("upstream", "paper")},
-    )
-)
-"""The parameter audit (``results/param_audit.csv``), one row per (model, scale); see
-:mod:`ibmdn.experiments.audit` for the meaning of each column."""
-
 
 # ----------------------------------------------------------------------------------------------------
 # validation

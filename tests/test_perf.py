@@ -186,8 +186,8 @@ def test_fused_network_is_inference_only_and_switchable():
 
 def test_fused_network_uses_less_memory_than_unfold_reference():
     """The memory half of acceptance 2 at a small size (the bench measures it at 128x128)."""
-    from ibmdn.metrics.complexity import cpu_peak_tensor_bytes
     from ibmdn.fuse import fuse_for_inference
+    from ibmdn.metrics.complexity import cpu_peak_tensor_bytes
 
     model = build_model("ibmdn", scale=4).eval()
     fused = fuse_for_inference(model)

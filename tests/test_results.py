@@ -222,7 +222,7 @@ def test_read_rejects_hand_broken_csv(tmp_path):
 
 
 def test_read_uses_sidecar_schema(tmp_path):
-    from ibmdn.results import PARAM_AUDIT
+    from ibmdn.schemas import PARAM_AUDIT
 
     row = {c: "" for c in PARAM_AUDIT.columns} | {
         "model": "imdn",

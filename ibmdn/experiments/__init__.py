@@ -5,7 +5,6 @@
 * :mod:`ibmdn.experiments.tables`: Tables I-VI (train under a profile, evaluate, compare with the paper).
 * :mod:`ibmdn.experiments.figures`: Fig. 4, the PSNR / parameters / latency trade-off, IBMDN's operators.
 * :mod:`ibmdn.experiments.walkthrough`: involution, BSConv, distillation and CHFAB on a real image.
-* :mod:`ibmdn.experiments.schemas`: the schemas of the figure and walkthrough tables.
 * :mod:`ibmdn.experiments.readme`: renders results/*.csv into the README's marked sections.
 
 The notebooks (``notebooks/*.ipynb``, run by ``make paper``) are one call into these each.

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ibmdn.results import PARAM_AUDIT, provenance, reported, write_table
+from ibmdn.results import provenance, reported, write_table
+from ibmdn.schemas import PARAM_AUDIT
 
 __all__ = ["AUDIT", "AuditSpec", "audit_command", "param_audit"]
 

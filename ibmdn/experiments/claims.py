@@ -34,11 +34,11 @@ from typing import Any
 
 import pandas as pd
 
-from ibmdn.experiments.schemas import CLAIMS as CLAIMS_SCHEMA
-from ibmdn.experiments.schemas import STUDY, STUDY_RUNS, VERDICTS
 from ibmdn.experiments.study import RECORDS, load_records
 from ibmdn.metrics.registry import METRICS
 from ibmdn.results import provenance, reported, write_table
+from ibmdn.schemas import CLAIMS as CLAIMS_SCHEMA
+from ibmdn.schemas import STUDY, STUDY_RUNS, VERDICTS
 
 NON_INFERIORITY_DB = 0.05
 """How far below a baseline (PSNR, dB) a network may stay and still "keep" its quality or be "competitive"."""

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ibmdn.experiments import schemas
+from ibmdn import schemas
 from ibmdn.experiments.tables import RUN_ALIASES, SHIPPED, torch_threads, trained_checkpoint
 from ibmdn.results import atomic_write_bytes, provenance, read_table, reported
 

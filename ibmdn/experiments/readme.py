@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ibmdn.results import TOLERANCES, atomic_write_bytes, read_meta, read_table
+from ibmdn.results import atomic_write_bytes, read_meta, read_table
+from ibmdn.schemas import TOLERANCES
 
 __all__ = ["SECTIONS", "main", "render_claims", "render_paper_table", "render_param_audit", "render_section",
            "render_study_table", "update_readme"]
@@ -449,7 +450,6 @@ SECTIONS: dict[str, Section] = {
 
 def render_section(name: str, results: str | Path = "results") -> str:
     """Markdown for section ``name`` from ``results/<csv>`` (a placeholder when the CSV is absent)."""
-    import ibmdn.experiments.schemas  # noqa: F401 - registers the study's schemas
 
     sec = SECTIONS[name]
     path = Path(results) / sec.csv

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ibmdn.experiments import schemas
+from ibmdn import schemas
 from ibmdn.experiments.figures import _find_image, _save_npz
 from ibmdn.experiments.tables import SHIPPED, torch_threads, trained_checkpoint
 from ibmdn.results import provenance

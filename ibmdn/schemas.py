@@ -1,7 +1,12 @@
-"""Schemas of the study, figure and walkthrough tables (the other tables use the LONG schema of :mod:`ibmdn.results`).
+"""The catalogue of table schemas besides LONG (defined with the machinery in :mod:`ibmdn.results`).
 
-Importing this module registers them, so :func:`ibmdn.results.read_table` validates these files by the schema
-named in their sidecar. It imports nothing heavy: :mod:`ibmdn.plots` reads through it.
+:func:`ibmdn.results.get_schema` loads this module the first time a name outside LONG is asked for, so
+:func:`ibmdn.results.read_table` validates every file by the schema named in its sidecar. It imports
+nothing heavy.
+
+* ``param_audit`` (``param_audit.csv``): one row per (model, scale) of the parameter audit
+  (:mod:`ibmdn.experiments.audit` gives the meaning of each column).
+* ``eval_per_image``: ``ibmdn eval``'s per-image numbers.
 
 * ``visual`` (``fig4_visual.csv``): one panel of the Fig. 4 visual comparison per row, in panel order.
 * ``tradeoff`` (``tradeoff.csv``): one (model, weights, scale, dataset) point of the PSNR / parameters /
@@ -14,7 +19,50 @@ named in their sidecar. It imports nothing heavy: :mod:`ibmdn.plots` reads throu
 
 from __future__ import annotations
 
-from ibmdn.results import Schema, register_schema
+from ibmdn.results import LONG, Schema, register_schema
+
+TOLERANCES = ("exact", "1%", "3%", "contradiction")
+AUDIT_STATUS = ("pass", "fail", "missing", "error", "documented")
+
+PARAM_AUDIT = register_schema(
+    Schema(
+        name="param_audit",
+        columns=(
+            "model",
+            "scale",
+            "paper_label",
+            "tolerance",
+            "status",
+            "params",
+            "reference",
+            "reference_source",
+            "diff",
+            "diff_pct",
+            "paper_params",
+            "paper_tables",
+            "note",
+        ),
+        keys=("model", "scale"),
+        integer=("scale", "params", "reference", "diff", "paper_params"),
+        floats=("diff_pct",),
+        required_values=("model", "scale", "tolerance", "status"),
+        choices={"tolerance": TOLERANCES, "status": AUDIT_STATUS, "reference_source": ("upstream", "paper")},
+    )
+)
+"""The parameter audit (``results/param_audit.csv``), one row per (model, scale); see
+:mod:`ibmdn.experiments.audit` for the meaning of each column."""
+
+EVAL_PER_IMAGE = register_schema(Schema(
+    name="eval_per_image",
+    columns=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit", "source"),
+    keys=("table", "model", "weights", "scale", "dataset", "image", "metric"),
+    integer=("scale",),
+    floats=("value",),
+    required_values=("table", "model", "weights", "scale", "dataset", "image", "metric", "value", "unit", "source"),
+    choices=dict(LONG.choices),
+))
+"""``ibmdn eval``'s per-image file: the LONG columns with the image's name instead of ``n_images``."""
+
 
 VISUAL = register_schema(Schema(
     name="visual",
@@ -89,4 +137,5 @@ CLAIMS = register_schema(Schema(
     choices={"verdict": VERDICTS},
 ))
 
-__all__ = ["CLAIMS", "OPERATORS", "STUDY", "STUDY_RUNS", "TRADEOFF", "VERDICTS", "VISUAL", "WALKTHROUGH"]
+__all__ = ["AUDIT_STATUS", "CLAIMS", "EVAL_PER_IMAGE", "OPERATORS", "PARAM_AUDIT", "STUDY", "STUDY_RUNS", "TOLERANCES",
+           "TRADEOFF", "VERDICTS", "VISUAL", "WALKTHROUGH"]
