@@ -208,3 +208,23 @@ def test_tiny_study_run_records_and_renders(tmp_path, monkeypatch, data_root):
     table = claims.study_table("table2", claims.run_frame(study.load_records(records)))
     row = table[(table.model == "imdn_ibmd_cca") & (table.metric == "psnr")].iloc[0]
     assert row.n_seeds == 1 and math.isnan(row["std"])
+
+
+def test_kept_weights_are_the_recorded_ones_and_re_measure(data_root):
+    """The committed seed-0 weights hash to their record and give its Set5 PSNR again (one network re-measured)."""
+    from ibmdn.fileio import sha256_file
+    from ibmdn.models import build_model
+
+    recs = {r["run"]: r for r in _committed()}
+    kept = sorted((RECORDS / "weights").glob("*.pth"))
+    assert kept, "no committed weights (study.keep_weights)"
+    for path in kept:
+        rec = recs[path.stem]
+        assert rec["seed"] == study.KEPT_SEED and rec["params"] <= study.KEPT_MAX_PARAMS
+        assert sha256_file(path) == rec["weights_sha256"]
+    rec = recs[kept[0].stem]
+    run = study.StudyRun(rec["model"], rec["scale"], rec["seed"], ("set5",), ())
+    got = {r["image"]: r["psnr"] for r in study.evaluate_run(run, kept[0], data_root)}
+    want = {r["image"]: r["psnr"] for r in rec["per_image"] if r["dataset"] == "set5"}
+    assert got == pytest.approx(want, abs=1e-9)
+    build_model(rec["model"], rec["scale"], weights=str(kept[0]))  # loads strictly into the registered network

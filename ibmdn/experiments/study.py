@@ -2,6 +2,7 @@
 
     python -m ibmdn.experiments.study run --hours 2.5      # train / resume / evaluate what is missing
     python -m ibmdn.experiments.study status               # what is recorded, running, left
+    python -m ibmdn.experiments.study keep-weights         # copy the small networks' seed-0 weights
 
 Plan (:func:`study_plan`)
     Every network of Tables I-III (``rfdn_ibmd_chfab`` is ``ibmdn``) and the stable IBMDN
@@ -228,6 +229,7 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
             atomic_write_bytes(record_path(run, records), dumps_json(rec).encode("utf-8"))
             done.append(run.name)
             print(f"[study] recorded {run.name}: Set5 {_mean(per_image, 'set5', 'psnr'):.3f} dB", flush=True)
+            keep_weights(runs, records)
         finally:
             lock.unlink(missing_ok=True)
     return done
@@ -236,6 +238,33 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
 def _mean(rows: list[dict[str, Any]], dataset: str, metric: str) -> float:
     vals = [r[metric] for r in rows if r["dataset"] == dataset and metric in r]
     return sum(vals) / len(vals) if vals else math.nan
+
+
+KEPT_SEED = 0
+KEPT_MAX_PARAMS = 400_000
+"""The weights of seed :data:`KEPT_SEED` of every network under this many parameters are committed beside the
+records (``<records>/weights/<run>.pth``, a few hundred KB to 1.6 MB each); the others are reproducible from
+their record."""
+
+
+def keep_weights(runs: Path, records: Path = RECORDS) -> list[Path]:
+    """Copy the final weights of the recorded runs that :data:`KEPT_SEED` / :data:`KEPT_MAX_PARAMS` select into
+    ``<records>/weights`` (checked against the record's sha256); return the files written."""
+    import shutil
+
+    from ibmdn.fileio import sha256_file
+
+    out = []
+    for rec in load_records(records):
+        if rec["seed"] != KEPT_SEED or rec["params"] > KEPT_MAX_PARAMS:
+            continue
+        src, dst = Path(runs) / rec["run"] / "final.pth", Path(records) / "weights" / f"{rec['run']}.pth"
+        if dst.is_file() or not src.is_file() or sha256_file(src) != rec["weights_sha256"]:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        out.append(dst)
+    return out
 
 
 BICUBIC_SETS = {2: (("set5", "set14", "bsd100", "urban100"), ("set5",)), 4: (("set5",), ("set5",))}
@@ -281,7 +310,7 @@ def status(plan: list[StudyRun], runs: Path, records: Path = RECORDS) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("action", choices=("run", "status", "bicubic"))
+    ap.add_argument("action", choices=("run", "status", "bicubic", "keep-weights"))
     ap.add_argument("--tables", default=",".join(STUDY_TABLES), help="comma-separated trained tables")
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds")
     ap.add_argument("--runs", default="runs/study", type=Path, help="run folders (git-ignored)")
@@ -291,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     plan = study_plan(tuple(t.strip() for t in args.tables.split(",") if t.strip()),
                       tuple(int(s) for s in args.seeds.split(",") if s.strip()))
+    if args.action == "keep-weights":
+        for path in keep_weights(args.runs, args.records):
+            print(path)
+        return 0
     if args.action == "status":
         for key, names in status(plan, args.runs, args.records).items():
             print(f"{key} ({len(names)}): {' '.join(names)}")
