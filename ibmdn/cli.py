@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (profiles smoke / short / study / paper; DDP under torchrun)")
     p.add_argument("--model", required=True, help="registered model name (with --gan: a Table V row, e.g. rfdn_ibmd)")
     p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
-    p.add_argument("--profile", default="short", choices=("smoke", "short", "study", "paper"),
+    p.add_argument("--profile", default="short", choices=("smoke", "short", "study", "study_gpu", "paper"),
                    help="training budget, recorded with every result (default: short)")
     p.add_argument("--config", default=None, help="TOML file overriding profile fields (see configs/)")
     p.add_argument("--init", default=None, metavar="WEIGHTS",

@@ -62,6 +62,14 @@ def test_study_recipe_is_short_on_the_fast_path_with_a_seed():
     assert study.study_recipe(0, 4, 7, True).iterations == 7 * cfg.iterations
 
 
+def test_gpu_budget_is_a_separate_profile():
+    gpu = study.study_plan(seeds=(0,), profile="study_gpu")
+    assert len(gpu) == 16 and all(r.name.endswith("_x2_study_gpu_s0") for r in gpu)
+    cfg = study.study_recipe(0, 2, profile="study_gpu")
+    assert (cfg.profile, cfg.batch_size, cfg.patch_size) == ("study_gpu", 16, 128)
+    assert cfg.iterations * cfg.batch_size * cfg.patch_size**2 > 10 * study.study_recipe(0).budget["hr_pixels_seen"]
+
+
 def test_claim_takes_over_a_dead_lock_only(tmp_path):
     lock = tmp_path / "run.lock"
     assert study.claim(lock) and lock.read_text() == str(os.getpid())

@@ -60,10 +60,11 @@ class StudyRun:
     lpips_sets: tuple[str, ...]
     factor: int = 1
     gan: bool = False
+    profile: str = "study"
 
     @property
     def name(self) -> str:
-        return f"{self.model}_x{self.scale}_study{'_gan' if self.gan else ''}_s{self.seed}"
+        return f"{self.model}_x{self.scale}_{self.profile}{'_gan' if self.gan else ''}_s{self.seed}"
 
     @property
     def generator(self) -> str:
@@ -73,7 +74,8 @@ class StudyRun:
         return GAN_PAIRS[self.model][0] if self.gan else self.model
 
 
-def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = SEEDS) -> list[StudyRun]:
+def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = SEEDS,
+               profile: str = "study") -> list[StudyRun]:
     """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), then Tables IV-V with
     the first seed only; each run is evaluated on the union of its tables' benchmarks."""
     from ibmdn.experiments.tables import DATASETS, RUN_ALIASES, TABLES
@@ -95,19 +97,20 @@ def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = 
                 lp.add("set5")
     def run(key, seed):
         (m, s, f, g), (sets, lp) = key, needs[key]
-        return StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp), f, g)
+        return StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp), f, g,
+                        profile)
 
     many = [k for k in needs if k[2] == 1]
     return [run(k, seed) for seed in seeds for k in many] + [run(k, seeds[0]) for k in needs if k not in many]
 
 
-def study_recipe(seed: int, scale: int = 2, factor: int = 1, gan: bool = False):
-    """The ``study`` profile with ``seed`` and ``factor`` x its iterations (the HR patch rounded up to a
-    multiple of ``scale``; ``gan``: the Table V loss)."""
+def study_recipe(seed: int, scale: int = 2, factor: int = 1, gan: bool = False, profile: str = "study"):
+    """The ``study`` (or ``study_gpu``) profile with ``seed`` and ``factor`` x its iterations (the HR patch
+    rounded up to a multiple of ``scale``; ``gan``: the Table V loss)."""
     from ibmdn.train import PROFILES, resolve_config
 
-    base = PROFILES["study"]
-    return resolve_config("study", overrides={"seed": seed, "patch_size": scale * math.ceil(base.patch_size / scale),
+    base = PROFILES[profile]
+    return resolve_config(profile, overrides={"seed": seed, "patch_size": scale * math.ceil(base.patch_size / scale),
                                               "iterations": base.iterations * factor, "gan": gan})
 
 
@@ -120,7 +123,7 @@ def record_path(run: StudyRun, records: Path = RECORDS) -> Path:
 
 def load_records(records: Path = RECORDS) -> list[dict[str, Any]]:
     """Every committed run record (sorted by run name)."""
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(records).glob("*_study_s*.json"))]
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(records).glob("*_x[234]_study*_s*.json"))]
 
 
 def _finished(folder: Path, iterations: int) -> dict[str, Any] | None:
@@ -209,7 +212,7 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
         if not claim(lock):
             continue
         try:
-            cfg = study_recipe(run.seed, run.scale, run.factor, run.gan)
+            cfg = study_recipe(run.seed, run.scale, run.factor, run.gan, run.profile)
             torch.set_num_threads(cfg.threads)
             folder = Path(runs) / run.name
             info = _finished(folder, cfg.iterations)
@@ -317,9 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", default=RECORDS, type=Path, help="where the run records go (committed)")
     ap.add_argument("--hours", default=0.0, type=float, help="stop starting / training runs after this (0: none)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--profile", default="study", choices=("study", "study_gpu"),
+                    help="budget: study (the CPU study) or study_gpu (a lent GPU; use another --records)")
     args = ap.parse_args(argv)
     plan = study_plan(tuple(t.strip() for t in args.tables.split(",") if t.strip()),
-                      tuple(int(s) for s in args.seeds.split(",") if s.strip()))
+                      tuple(int(s) for s in args.seeds.split(",") if s.strip()), args.profile)
     if args.action == "keep-weights":
         for path in keep_weights(args.runs, args.records):
             print(path)

@@ -28,6 +28,10 @@ The profiles (docs/results-and-provenance.md):
   one thread per run, two runs side by side on the 2-core machine. The iteration count is sized from the
   measured step times so that Tables I-III with three seeds per row fit in about 8 CPU-hours
   (docs/results-and-provenance.md).
+* ``study_gpu``: the study's second budget, for a lent GPU (``scripts/gpu_study.sh``): ``short``'s schedule
+  shape at HR 128, batch 16 and 3,000 iterations (16x the HR pixels of ``study``), sized so that every
+  network of Tables I-III trains side by side within a few minutes of device time. Its records stay apart
+  from the CPU study's (``results/study_gpu/``).
 * ``smoke``: CI; seconds per model (HR 32, batch 4, 4 iterations, no validation, no perceptual).
 
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
@@ -49,7 +53,7 @@ import tomllib
 
 from ibmdn.errors import IbmdnError
 
-PROFILE_NAMES = ("smoke", "short", "study", "paper")
+PROFILE_NAMES = ("smoke", "short", "study", "study_gpu", "paper")
 
 
 class ConfigError(IbmdnError):
@@ -267,6 +271,8 @@ PROFILES: dict[str, TrainConfig] = {
 }
 
 PROFILES["study"] = dataclasses.replace(PROFILES["short"], profile="study", channels_last=True, threads=1)
+PROFILES["study_gpu"] = dataclasses.replace(PROFILES["short"], profile="study_gpu", patch_size=128, batch_size=16,
+                                            iterations=3000, warmup=100, val_every=1000, ckpt_every=250)
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
