@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="output folder of the CSV")
     p.add_argument("--figures", default="figures", help="output folder of the plot")
     p.add_argument("--no-plot", action="store_true")
-    p.set_defaults(handler="ibmdn.bench:bench_command")
+    p.set_defaults(handler="ibmdn.experiments.bench:bench_command")
 
     p = sub.add_parser("bench-train", help="the trainer's step of several networks and speed options, interleaved "
                        "in rounds -> results/bench-train-<device>.csv")
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5, help="timed steps per entry and round (median per round)")
     p.add_argument("--out", default="results")
-    p.set_defaults(handler="ibmdn.bench:bench_train_command")
+    p.set_defaults(handler="ibmdn.experiments.bench:bench_train_command")
 
     from ibmdn.upscale import (  # reads only the JSON beside each checkpoint
         DEFAULT_MODEL,

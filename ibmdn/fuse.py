@@ -59,7 +59,7 @@ from torch import nn
 
 from ibmdn.attention.cca import CCA, contrast_and_mean
 from ibmdn.attention.chfab import CHFAB
-from ibmdn.blocks import RFDB
+from ibmdn.models.blocks import RFDB
 from ibmdn.models.skeleton import DistillationSR
 from ibmdn.ops.bsconv import BSConvS, BSConvU
 from ibmdn.ops.involution import IMPLS, Involution2d
@@ -286,7 +286,7 @@ class _Op(nn.Module):
 
 
 class FusedRFDB(nn.Module):
-    """:class:`~ibmdn.blocks.RFDB` with shared-input 1x1 convs stacked (module docstring, rewrites 2-4).
+    """:class:`~ibmdn.models.blocks.RFDB` with shared-input 1x1 convs stacked (module docstring, rewrites 2-4).
 
     ``stages[i]`` is the stacked 1x1 conv reading the i-th refinement input (i = 0..3, 3 = the last
     operator); its output channels are ``[distill_i | lead of op i | projection]`` in that order, where

@@ -109,7 +109,7 @@ def test_compiled_frozen_fused_network_equals_eager(path, one_thread):
     generated kernels are channels-last, and the involution reads its kernel through ``contiguous_copy``
     and its padded input through ``zero_pad2d`` (both promise NCHW outputs to the compiler; before they
     kept that promise, the channels-last path failed to compile)."""
-    from ibmdn.bench import Path_, prepare
+    from ibmdn.experiments.bench import Path_, prepare
 
     torch.manual_seed(0)
     model = _randomise_bn(build_model("ibmdn", scale=2, channels=16, pattern="BsIBs-IBsI")).eval()
@@ -215,8 +215,8 @@ def test_cpu_peak_tensor_bytes_sees_allocations():
 
 
 def test_path_parsing():
-    from ibmdn.bench import Path_
     from ibmdn.errors import IbmdnError
+    from ibmdn.experiments.bench import Path_
 
     p = Path_.parse("fused-compiled-cl")
     assert p.fused and p.compiled and p.channels_last and p.dtype == torch.float32
@@ -228,8 +228,8 @@ def test_path_parsing():
 
 
 def test_bench_rows_table_plot_and_acceptance(tmp_path):
-    from ibmdn.bench import BenchConfig, acceptance, run_bench, summary_table
-    from ibmdn.plots import bench_figure
+    from ibmdn.experiments.bench import BenchConfig, acceptance, run_bench, summary_table
+    from ibmdn.experiments.plots import bench_figure
     from ibmdn.results import read_table, write_table
 
     cfg = BenchConfig(models=("ibmdn", "rfdn_aim"), paths=("eager", "fused"), impls=("unfold", "shift"),
@@ -256,7 +256,7 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
 
 
 def test_trainer_step_is_the_trainers_own_and_updates_weights():
-    from ibmdn.bench import trainer_step
+    from ibmdn.experiments.bench import trainer_step
     from ibmdn.train.task import SRTask
 
     step = trainer_step("ibmdn", 2, torch.device("cpu"), batch=2, hr=16, overrides={"channels_last": True})
@@ -268,7 +268,7 @@ def test_trainer_step_is_the_trainers_own_and_updates_weights():
 
 
 def test_bench_train_interleaves_and_reports_ratios():
-    from ibmdn.bench import bench_train
+    from ibmdn.experiments.bench import bench_train
 
     df = bench_train(("imdn", "ibmdn"), ("default", "reference"), batch=2, hr=16, threads=None, rounds=2, steps=1)
     got = {(r.model, r.weights) for r in df.itertuples()}
@@ -312,7 +312,7 @@ def test_committed_bench_tables_are_consistent(device):
     in its sidecar recomputed from its own rows (nothing typed in)."""
     from pathlib import Path
 
-    from ibmdn.bench import acceptance
+    from ibmdn.experiments.bench import acceptance
     from ibmdn.results import read_meta, read_table
 
     path = Path(__file__).resolve().parents[1] / "results" / f"bench-{device}.csv"

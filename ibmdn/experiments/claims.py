@@ -288,7 +288,7 @@ def render_table(name: str, records: Path = RECORDS, results: Path = Path("resul
                  figures: Path = Path("figures")) -> tuple[pd.DataFrame, Path, Path]:
     """Write ``study_runs.csv``, ``<name>.csv`` and ``<figures>/<name>.png`` from the records; return the
     table and the two paths."""
-    from ibmdn import plots
+    from ibmdn.experiments import plots
 
     recs = load_records(records)
     runs = run_frame(recs)
@@ -302,7 +302,7 @@ def render_table(name: str, records: Path = RECORDS, results: Path = Path("resul
 def render_claims(records: Path = RECORDS, results: Path = Path("results"),
                   figures: Path = Path("figures")) -> tuple[pd.DataFrame, Path, Path]:
     """Write ``claims.csv`` and ``<figures>/claims.png`` from the records; return the claims and the paths."""
-    from ibmdn import plots
+    from ibmdn.experiments import plots
 
     recs = load_records(records)
     claims = claims_table(run_frame(recs))

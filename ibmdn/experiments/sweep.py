@@ -8,7 +8,7 @@ provenance; nothing is re-measured. A run's recipe name is its folder name witho
 (``ibmdn_lr2e-3_clip1`` -> ``short-lr2e-3_clip1``; just the model name -> ``short-default``). The sidecar
 keeps, per run, the resolved recipe, the budget, the validation history, the weights' sha256 and the
 commit the run started from (``git``: a run started from a dirty tree says so). The validation curves
-are drawn to ``figures/<table>.png`` (:func:`ibmdn.plots.sweep_figure`).
+are drawn to ``figures/<table>.png`` (:func:`ibmdn.experiments.plots.sweep_figure`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     df, meta = collect_runs(args.runs, args.table)
     meta.update(command=args.command, note=args.note)
     write_table(df, args.out / f"{args.table}.csv", meta)
-    from ibmdn.plots import sweep_figure
+    from ibmdn.experiments.plots import sweep_figure
 
     sweep_figure(args.out / f"{args.table}.csv", args.figures / f"{args.table}.png")
     print(df.pivot_table(index=["model", "weights"], columns="metric", values="value"))

@@ -11,7 +11,7 @@ paper's table model).
 
 from __future__ import annotations
 
-from ibmdn.blocks import ibmdb
+from ibmdn.models.blocks import ibmdb
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation

@@ -537,7 +537,7 @@ def esrt_ibmd_net(scale: int, block: str, channels: int = 64, pattern: str = IBM
     paper's totals (545K / 622K at x2) cannot be reached with the transformer in place (750K alone at 64
     channels): the audit table states the difference.
     """
-    from ibmdn.blocks import IMDB, ibmdb
+    from ibmdn.models.blocks import IMDB, ibmdb
     from ibmdn.ops import parse_pattern
 
     codes = parse_pattern(pattern)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ibmdn.blocks import IMDB, ibmdb
+from ibmdn.models.blocks import IMDB, ibmdb
 from ibmdn.models.registry import register_model
 from ibmdn.ops import IBMD, parse_pattern
 

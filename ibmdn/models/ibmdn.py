@@ -8,8 +8,8 @@ How the paper maps to the code (section III of the paper; ``docs/networks.md`` f
   generated per pixel, Fig. 1). ``IBMD = BsBsBs-BsBsBs-BsIBs-BsIBs-IBsI-III``: BSConv early, involution
   late. The paper writes one symbol, Bs, for every IBMD network; BSConv-U is the reading under which
   its IMDN_IBMD and RFDN_IBMD parameter counts (CCA, ESA, CHFAB at x2/x3/x4) fit within 1 %.
-* **Blocks** (:mod:`ibmdn.blocks`): an IMDB (IMDN's channel split) or an RFDB (RFDN's shallow residual
-  distillation, Fig. 3) with those operators, :func:`~ibmdn.blocks.ibmdb`; the block's last 3x3 is a Bs.
+* **Blocks** (:mod:`ibmdn.models.blocks`): an IMDB (IMDN's channel split) or an RFDB (RFDN's shallow residual
+  distillation, Fig. 3) with those operators, :func:`~ibmdn.models.blocks.ibmdb`; the block's last 3x3 is a Bs.
 * **Attention** at the end of each block (:mod:`ibmdn.attention`): CCA, ESA, HFAB or the paper's CHFAB
   (:mod:`ibmdn.attention.chfab`, our reconstruction: no code exists; ``chfab_out`` is its second reading).
 * **Skeleton** (:class:`~ibmdn.models.skeleton.DistillationSR`): a 3x3 head, six blocks, the 1x1 fusion of
@@ -35,7 +35,7 @@ the IBMD blocks are :mod:`ibmdn.models.esrt` and :mod:`ibmdn.models.gan`.
 
 from __future__ import annotations
 
-from ibmdn.blocks import ibmdb
+from ibmdn.models.blocks import ibmdb
 from ibmdn.models.imdn import imdn_net
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR

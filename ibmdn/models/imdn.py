@@ -7,12 +7,12 @@
   494K).
 * The IBMD forms of the IMDN skeleton (``imdn_ibmd_*``) are in :mod:`ibmdn.models.ibmdn`.
 
-How an involution replaces IMDB's 48 -> 64 steps is an interpretation; see :mod:`ibmdn.blocks`.
+How an involution replaces IMDB's 48 -> 64 steps is an interpretation; see :mod:`ibmdn.models.blocks`.
 """
 
 from __future__ import annotations
 
-from ibmdn.blocks import IMDB
+from ibmdn.models.blocks import IMDB
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation

@@ -14,7 +14,7 @@ Involution at 50 channels needs a group size dividing 50 (rule in :mod:`ibmdn.op
 
 from __future__ import annotations
 
-from ibmdn.blocks import RFDB
+from ibmdn.models.blocks import RFDB
 from ibmdn.models.pretrained import Checkpoint, register_checkpoint
 from ibmdn.models.registry import register_model
 from ibmdn.models.skeleton import DistillationSR, convert_distillation

@@ -16,7 +16,7 @@ import re
 import torch
 from torch import nn
 
-from ibmdn.blocks import make_activation
+from ibmdn.models.blocks import make_activation
 from ibmdn.ops import make_op
 
 

@@ -46,7 +46,7 @@ Each row is one number in the project's LONG schema (``table=bench``): ``weights
 involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 180x320`` is the
 320x180 -> 1280x720 geometry of docs/protocol.md), ``n_images`` the number of timed runs. Written to
 ``<out>/bench-<device>.csv`` + ``.meta.json`` (threads, load average before and after, versions);
-:func:`ibmdn.plots.bench_figure` draws ``figures/bench-<device>.png`` from the CSV.
+:func:`ibmdn.experiments.plots.bench_figure` draws ``figures/bench-<device>.png`` from the CSV.
 """
 
 from __future__ import annotations
@@ -575,7 +575,7 @@ def bench_command(args) -> int:
         print(f"wrote {prof_path}")
     fig = None
     if not args.no_plot:
-        from ibmdn.plots import bench_figure
+        from ibmdn.experiments.plots import bench_figure
 
         fig = bench_figure(out, Path(args.figures) / f"bench-{dev}.png")
     cost = df[df["metric"].isin(["params", "macs"])].pivot_table(index="model", columns=["metric", "dataset"],
