@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,10 +273,11 @@ def bicubic_frame(path: str | Path = "results/study/bicubic.csv") -> pd.DataFram
     return pd.read_csv(p, keep_default_na=False) if p.is_file() else None
 
 
-def _meta(records: Path, recs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Provenance of the rendered files: the records they come from (no date or commit of the rendering, so
-    that re-rendering unchanged records changes no file)."""
-    meta = provenance(command="python -m ibmdn.experiments.claims", records=str(records), n_runs=len(recs),
+def _meta(records: Path, recs: list[dict[str, Any]], results: Path) -> dict[str, Any]:
+    """Provenance of the rendered files: the records they come from (relative to the results folder; no date
+    or commit of the rendering, so that re-rendering unchanged records from anywhere changes no file)."""
+    meta = provenance(command="python -m ibmdn.experiments.claims", records=os.path.relpath(records, results),
+                      n_runs=len(recs),
                       runs={r["run"]: {"commit": (r.get("git") or {}).get("sha"), "date_utc": r.get("date_utc"),
                                        "train_s": r.get("wall_s"), "eval_s": r.get("eval_s")} for r in recs},
                       rule=RULE, non_inferiority_db=NON_INFERIORITY_DB)
@@ -292,7 +294,7 @@ def render_table(name: str, records: Path = RECORDS, results: Path = Path("resul
 
     recs = load_records(records)
     runs = run_frame(recs)
-    meta = _meta(records, recs)
+    meta = _meta(records, recs, results)
     runs_csv = write_table(runs, Path(results) / "study_runs.csv", meta, schema="study_runs")
     table = study_table(name, runs, bicubic_frame(Path(records) / "bicubic.csv"))
     csv = write_table(table, Path(results) / f"{name}.csv", meta, schema="study")
@@ -306,7 +308,7 @@ def render_claims(records: Path = RECORDS, results: Path = Path("results"),
 
     recs = load_records(records)
     claims = claims_table(run_frame(recs))
-    csv = write_table(claims, Path(results) / "claims.csv", _meta(records, recs), schema="claims")
+    csv = write_table(claims, Path(results) / "claims.csv", _meta(records, recs, results), schema="claims")
     return claims, csv, plots.claims_figure(csv, Path(figures) / "claims.png")
 
 
