@@ -140,6 +140,11 @@ def _describe(s: Shipped) -> str:
         parts.append(f"trained on {n}" + (", ".join(sets) if isinstance(sets, list) else str(sets)))
     if s.psnr is not None:
         parts.append(f"{m.get('val_set', 'val')} PSNR-Y {s.psnr:.2f} dB")
+    bench = (m.get("benchmarks") or {}).get("psnr") or {}
+    if bench:
+        names = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100"}
+        parts.append("benchmarks PSNR-Y " + " / ".join(f"{n} {bench[k]:.2f}" for k, n in names.items() if k in bench)
+                     + " dB")
     git = (m.get("git") or {}).get("sha")
     if git:
         parts.append(f"git {git[:10]}" + ("+dirty" if (m.get("git") or {}).get("dirty") else ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,18 @@ def test_default_weights_are_never_much_worse_than_bicubic(scale, data_root):
     model, desc = up.load_model(up.DEFAULT_MODEL, scale, None)
     df = versus_bicubic(model, scale, contrast_suite(scale, root=data_root))
     assert len(df) > 20 and (df["gain"] >= -MUCH_WORSE_DB).all(), (desc, df.sort_values("gain").head().to_string())
+
+
+def test_shipped_weights_carry_their_benchmark_numbers():
+    """The numbers --help shows for each shipped checkpoint are the committed four-benchmark evaluation."""
+    from ibmdn.results import read_table
+    from ibmdn.upscale import shipped_weights
+
+    table = read_table(Path(__file__).resolve().parents[1] / "results" / "shipped_eval.csv")
+    for s in shipped_weights():
+        psnr = s.meta["benchmarks"]["psnr"]
+        assert set(psnr) == {"set5", "set14", "bsd100", "urban100"}
+        for dataset, value in psnr.items():
+            row = table[(table.model == s.model) & (table.scale == s.scale) & (table.dataset == dataset)
+                        & (table.metric == "psnr") & (table.weights == f"shipped-{s.tag}")]
+            assert value == pytest.approx(float(row["value"].iloc[0]), abs=1e-4)

@@ -92,6 +92,29 @@ def shipped_eval(**kw) -> pd.DataFrame:
     return df.assign(weights="shipped-" + df["weights"].str.split("_").str[-1])
 
 
+def annotate_shipped(df: pd.DataFrame) -> list[Path]:
+    """Write each shipped checkpoint's benchmark numbers (``shipped_eval`` rows) into the JSON beside it
+    (``benchmarks``: PSNR-Y / SSIM-Y per set, the protocol), where ``ibmdn upscale --help`` reads them."""
+    from ibmdn.results import dumps_json
+    from ibmdn.upscale import shipped_weights
+
+    done = []
+    for s in shipped_weights():
+        rows = df[(df["model"] == s.model) & (df["scale"] == s.scale) & (df["weights"] == f"shipped-{s.tag}")]
+        js = s.path.with_suffix(".json")
+        if rows.empty or not js.is_file():
+            continue
+        meta = json.loads(js.read_text(encoding="utf-8"))
+        meta["benchmarks"] = {
+            "protocol": asdict(Protocol()),
+            **{m: {r.dataset: round(float(r.value), 4) for r in rows[rows["metric"] == m].itertuples()}
+               for m in ("psnr", "ssim")},
+            "source": "ibmdn eval-checkpoints (results/shipped_eval.csv)"}
+        atomic_write_bytes(js, dumps_json(meta).encode("utf-8"))
+        done.append(js)
+    return done
+
+
 def compare_published(measured: pd.DataFrame) -> pd.DataFrame:
     """Measured vs published (docs/protocol.md) on (model, scale, dataset, metric), with the difference."""
     from ibmdn.results import reported
@@ -121,6 +144,8 @@ def checkpoint_eval_command(args) -> int:
         meta = provenance(protocol=asdict(Protocol()), parameters={"datasets": kw["datasets"],
                           "device": str(device)}, note=fn.__doc__)
         write_table(df, out / f"{name}.csv", meta, decimals=4)
+        if name == "shipped_eval":
+            annotate_shipped(df)
         cmp = compare_published(df).dropna(subset=["published"])
         print(f"{name}: {len(df)} numbers; vs published: max |dPSNR| "
               f"{cmp.loc[cmp.metric == 'psnr', 'diff'].abs().max():.4f} dB, max |dSSIM| "
