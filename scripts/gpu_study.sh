@@ -13,7 +13,7 @@ SEEDS=${SEEDS:-0}
 stamp "environment (git sha ${IBMDN_GIT_SHA:-unknown})"
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 mkdir -p runs/study_gpu results/study_gpu
-cp -n results/study/bicubic.csv results/study_gpu/ 2>/dev/null || true
+cp -n results/study/bicubic.csv results/study/bicubic.meta.json results/study_gpu/ 2>/dev/null || true
 stamp "study_gpu: $WORKERS workers, ${HOURS} h, seeds $SEEDS"
 pids=()
 for i in $(seq 1 "$WORKERS"); do

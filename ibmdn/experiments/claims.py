@@ -269,8 +269,10 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def bicubic_frame(path: str | Path = "results/study/bicubic.csv") -> pd.DataFrame | None:
     """The bicubic reference rows (``dataset, scale, metric, value, n_images``), when recorded."""
+    from ibmdn.results import read_table
+
     p = Path(path)
-    return pd.read_csv(p, keep_default_na=False) if p.is_file() else None
+    return read_table(p) if p.is_file() else None
 
 
 def _meta(records: Path, recs: list[dict[str, Any]], results: Path) -> dict[str, Any]:

@@ -275,12 +275,13 @@ BICUBIC_SETS = {2: (("set5", "set14", "bsd100", "urban100"), ("set5",)), 4: (("s
 
 
 def record_bicubic(records: Path = RECORDS, data_root=None, weights_root=None) -> Path:
-    """``<records>/bicubic.csv``: bicubic upscaling's mean PSNR / SSIM (/ LPIPS) on the tables' benchmarks."""
+    """``<records>/bicubic.csv`` (LONG schema, with its provenance sidecar): bicubic upscaling's mean PSNR /
+    SSIM (/ LPIPS) on the tables' benchmarks."""
     import pandas as pd
 
     from ibmdn.evaluate import evaluate, summarize
     from ibmdn.models import build_model
-    from ibmdn.results import atomic_write_bytes
+    from ibmdn.results import provenance, write_table
 
     parts = []
     for scale, (sets, lp) in BICUBIC_SETS.items():
@@ -288,10 +289,11 @@ def record_bicubic(records: Path = RECORDS, data_root=None, weights_root=None) -
             per_image = evaluate(build_model("bicubic", scale), dataset, scale, lpips=dataset in lp,
                                  data_root=data_root, weights_root=weights_root)
             parts.append(summarize(per_image))
-    df = pd.concat(parts, ignore_index=True)[["dataset", "scale", "metric", "value", "n_images"]]
-    path = Path(records) / "bicubic.csv"
-    atomic_write_bytes(path, df.to_csv(index=False, float_format="%.6f").encode())
-    return path
+    df = pd.concat(parts, ignore_index=True).assign(table="study_bicubic", model="bicubic", weights="none",
+                                                    source="measured")
+    meta = provenance(command="python -m ibmdn.experiments.study bicubic", parameters={"sets": BICUBIC_SETS})
+    return write_table(df[["table", "model", "weights", "scale", "dataset", "metric", "value", "unit", "n_images",
+                           "source"]], Path(records) / "bicubic.csv", meta)
 
 
 def status(plan: list[StudyRun], runs: Path, records: Path = RECORDS) -> dict[str, list[str]]:
