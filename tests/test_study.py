@@ -194,6 +194,18 @@ def test_records_hold_what_the_issue_asks():
         assert sets == set(expected.datasets)
 
 
+def test_worker_starts_no_run_its_earlier_seeds_say_cannot_finish(tmp_path):
+    """A fresh run whose other seeds took longer than the time left is skipped (not claimed, not trained)."""
+    run = study.StudyRun("imdn", 2, 1, ("set5",), ())
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "imdn_x2_study_s0.json").write_text(json.dumps({"wall_s": 7000.0, "eval_s": 300.0}))
+    assert study.expected_s(run, records) == 7300.0
+    assert study.expected_s(study.StudyRun("rfdn", 2, 1, ("set5",), ()), records) == 0.0
+    assert study.run_study([run], tmp_path / "runs", records, hours=2.0) == []
+    assert not (tmp_path / "runs" / run.name).exists() and not (tmp_path / "runs" / f"{run.name}.lock").exists()
+
+
 # ------------------------------------------------------------------------------------------- end to end
 
 

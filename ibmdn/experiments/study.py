@@ -22,7 +22,8 @@ Workers
     Several workers may share one runs folder (two on a 2-core machine, one thread each): a worker claims a
     run with a lock file holding its process id (a lock whose process is gone is taken over) and skips
     runs that are recorded or claimed. ``--hours`` bounds a worker's session: no run starts after the
-    deadline and the running one stops at it with its checkpoint written (the next session resumes it).
+    deadline, nor one that the same network's earlier seeds say cannot finish (train and evaluate) before
+    it, and the running one stops at it with its checkpoint written (the next session resumes it).
 """
 
 from __future__ import annotations
@@ -164,6 +165,14 @@ def make_record(run: StudyRun, info: dict[str, Any], per_image: list[dict[str, A
 # ------------------------------------------------------------------------------------------------ workers
 
 
+def expected_s(run: StudyRun, records: Path = RECORDS) -> float:
+    """Seconds the run should take (training + evaluation), the longest of its other seeds' records; 0 if none."""
+    stem = run.name.rsplit("_s", 1)[0]
+    spent = [r.get("wall_s", 0.0) + r.get("eval_s", 0.0)
+             for r in (json.loads(p.read_text(encoding="utf-8")) for p in Path(records).glob(f"{stem}_s*.json"))]
+    return max(spent, default=0.0)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -216,6 +225,9 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
             torch.set_num_threads(cfg.threads)
             folder = Path(runs) / run.name
             info = _finished(folder, cfg.iterations)
+            fresh = info is None and not (folder / "last.pth").is_file()
+            if fresh and time.time() + expected_s(run, records) > deadline:
+                continue  # would not finish this session; a shorter run may
             if info is None:
                 left = max((deadline - time.time()) / 60, 1e-3) if math.isfinite(deadline) else 0.0  # 0: no limit
                 print(f"[study] training {run.name}", flush=True)
