@@ -246,5 +246,8 @@ def test_kept_weights_are_the_recorded_ones_and_re_measure(data_root):
     run = study.StudyRun(rec["model"], rec["scale"], rec["seed"], ("set5",), ())
     got = {r["image"]: r["psnr"] for r in study.evaluate_run(run, kept[0], data_root)}
     want = {r["image"]: r["psnr"] for r in rec["per_image"] if r["dataset"] == "set5"}
-    assert got == pytest.approx(want, abs=1e-9)
+    # Not bitwise: the record was scored with one thread, and the order of a convolution's float reductions
+    # depends on the thread count and the CPU's vector width (1.7e-5 dB seen between two machines). Tables
+    # print two decimals; 1e-3 dB is far below that and far above any float-order effect.
+    assert got == pytest.approx(want, abs=1e-3)
     build_model(rec["model"], rec["scale"], weights=str(kept[0]))  # loads strictly into the registered network
