@@ -379,7 +379,8 @@ def receptive_radius(model) -> int:
 
 
 def exact_tiling_supported(model) -> bool:
-    """True when every layer is translation-equivariant apart from :class:`~ibmdn.fuse.GlobalStatistic` ones."""
+    """True when every layer is translation-equivariant apart from
+    :class:`~ibmdn.attention.cca.GlobalStatistic` ones."""
     from torch import nn
 
     from ibmdn.attention.cca import CCA
@@ -413,13 +414,13 @@ def tiled_exact(model, x, scale: int, tile: int, overlap: int | None = None,
             whole output is assembled and returned.
         progress: called once per tile forward pass (all passes).
 
-    The image-wide contrast + mean of each :class:`~ibmdn.fuse.GlobalStatistic` layer is gathered in
+    The image-wide contrast + mean of each :class:`~ibmdn.attention.cca.GlobalStatistic` layer is gathered in
     pass k over the tiles' cores (layers before k use the statistics already gathered, the forward pass
     stops at layer k), then the last pass runs every tile with all statistics supplied.
     """
     import torch
 
-    from ibmdn.fuse import GlobalStatistic
+    from ibmdn.attention.cca import GlobalStatistic
     from ibmdn.inference import tile_boxes
 
     n, _, h, w = x.shape

@@ -169,8 +169,54 @@ def test_chfab_without_sigmoid_bn_builds_and_fuses_exactly():
         assert torch.allclose(fuse_for_inference(model)(x), model(x), atol=1e-5)
 
 
+def _randomize_bn(module: nn.Module) -> nn.Module:
+    """Non-trivial running statistics and affine terms, so that folding them is tested."""
+    g = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return module.eval()
+
+
+def _blocks():
+    from ibmdn.attention.cca import CCA
+    from ibmdn.attention.chfab import CHFAB
+    from ibmdn.models.blocks import ibmdb
+
+    return {  # name: (constructor, input channels)
+        "involution": (lambda: Involution2d(16, 16, 3), 16),
+        "involution-ln": (lambda: Involution2d(16, 16, 3, norm="ln"), 16),
+        "cca": (lambda: CCA(32), 32), "chfab": (lambda: CHFAB(50), 50),
+        "ibmdb": (lambda: ibmdb(50, ("Bs", "I", "I", "Bs")), 50), "ibmdb-s": (lambda: ibmdb(50, bsconv="s"), 50),
+        "imdn": (lambda: build_model("imdn", scale=2), 3), "ibmdn": (lambda: build_model("ibmdn", scale=3), 3)}
+
+
+@pytest.mark.parametrize("name", list(_blocks()))
+def test_each_block_owns_an_exact_reparameterisation(name):
+    """``block.reparameterize()`` returns a new, inference-only module equal to the block in eval mode."""
+    from ibmdn.ops.reparam import InferenceOnly
+
+    torch.manual_seed(0)
+    make, channels = _blocks()[name]
+    block = _randomize_bn(make())
+    before = {k: v.clone() for k, v in block.state_dict().items()}
+    x = torch.rand(1, channels, 11, 9)
+    with torch.no_grad():
+        fused = block.reparameterize(impl="shift")
+        assert isinstance(fused, InferenceOnly) and fused is not block
+        torch.testing.assert_close(fused(x), block(x), atol=1e-5, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in block.state_dict().items())  # the original is unchanged
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fused.train()
+
+
 def test_fused_network_is_inference_only_and_switchable():
-    from ibmdn.fuse import FusedInvolution, fuse_for_inference
+    from ibmdn.fuse import fuse_for_inference
+    from ibmdn.ops.involution import FusedInvolution
 
     fused = fuse_for_inference(build_model("ibmdn", scale=2))
     with pytest.raises(RuntimeError, match="inference-only"):

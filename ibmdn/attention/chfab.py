@@ -51,12 +51,15 @@ Choices and reasons:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ibmdn.attention.cca import contrast_and_mean
+from ibmdn.attention.cca import GlobalStatistic, contrast_and_mean
 from ibmdn.ops import BSConvU, Involution2d
+from ibmdn.ops.reparam import fold_bn_after, fold_bn_before
 
 
 class CHFAB(nn.Module):
@@ -96,3 +99,41 @@ class CHFAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention_map(x)
+
+    def reparameterize(self, *, impl: str | None = None, **_) -> FusedCHFAB:
+        """The inference form with the four BatchNorms folded (:class:`FusedCHFAB`)."""
+        return FusedCHFAB(self, impl)
+
+
+class FusedCHFAB(GlobalStatistic):
+    """:class:`CHFAB` with its four BatchNorms folded into neighbouring convs.
+
+    ``bn_in`` and ``bn_mid`` precede 1x1 convs (the head's and the tail's pointwise) and fold forward
+    into them; ``bn_out`` follows the tail's depthwise conv and folds back into it. ``forward(x, u)``
+    accepts the head pointwise output ``u = head_pw(x)`` when the caller computed it (stacked into the
+    enclosing block's fusion conv, :class:`ibmdn.models.blocks.FusedRFDB`); ``head_pw`` is then unused.
+    """
+
+    takes_head = True
+
+    def __init__(self, m: CHFAB, impl: str | None = None):
+        super().__init__()
+        self.head_pw = fold_bn_before(m.bn_in, m.head.pw)
+        self.head_dw = copy.deepcopy(m.head.dw)
+        self.descriptor = copy.deepcopy(m.descriptor)
+        self.erb = nn.ModuleList(e.reparameterize(impl=impl) for e in m.erb)
+        self.tail_pw = fold_bn_before(m.bn_mid, m.tail.pw)
+        self.tail_dw = fold_bn_after(m.tail.dw, m.bn_out)
+        self.negative_slope = m.negative_slope
+        self.contrast = m.contrast
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        slope = self.negative_slope
+        if u is None:
+            u = self.head_pw(x)
+        gate = torch.sigmoid(self.descriptor(self.global_stats(x)))
+        f = F.leaky_relu(self.head_dw(u) * gate if self.contrast == "mid" else self.head_dw(u), slope)
+        f = F.leaky_relu(f + self.erb[0](f), slope)
+        f = f + self.erb[1](f)
+        a = torch.sigmoid(self.tail_dw(self.tail_pw(F.leaky_relu(f, slope))))
+        return x * (a if self.contrast == "mid" else a * gate)

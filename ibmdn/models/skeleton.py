@@ -11,13 +11,15 @@ conv_after_body, upsample); converters map the official checkpoints' names onto 
 
 from __future__ import annotations
 
+import copy
 import re
 
 import torch
 from torch import nn
 
-from ibmdn.models.blocks import make_activation
+from ibmdn.models.blocks import FusedRFDB, make_activation
 from ibmdn.ops import make_op
+from ibmdn.ops.reparam import InferenceOnly, reparameterize_children
 
 
 class DistillationSR(nn.Module):
@@ -57,6 +59,73 @@ class DistillationSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.features(x)
         body = self.conv_after_body(self.fuse(torch.cat(feats[1:], dim=1))) + feats[0]
+        return self.upsample(body)
+
+    def reparameterize(self, **opts) -> FusedDistillationSR:
+        """The inference form: blocks re-parameterised, the global fusion computed incrementally."""
+        return FusedDistillationSR(self, **opts)
+
+
+class FusedDistillationSR(InferenceOnly):
+    """:class:`DistillationSR` for inference, with the global fusion computed incrementally.
+
+    ``fuse(cat(F1..Fn))`` is ``sum_k W_k F_k + b``: each block output is projected as soon as it exists
+    and then dropped, instead of keeping n feature maps and an ``n*C``-channel concatenation alive until
+    the end (peak memory). When block k+1 is a :class:`~ibmdn.models.blocks.FusedRFDB`, the projection of
+    ``F_k`` is stacked into that block's first 1x1 conv, which reads the same tensor.
+    """
+
+    def __init__(self, m: DistillationSR, **opts):
+        super().__init__()
+        self.input_repeat = m.input_repeat
+        self.conv_first = reparameterize_children(copy.deepcopy(m.conv_first), **opts)
+        fuse_conv = m.fuse[0]
+        n = len(m.blocks)
+        w = fuse_conv.weight.detach()
+        if w.shape[1] % n:
+            raise ValueError("fusion conv input is not n equal slices")
+        c = w.shape[1] // n
+        blocks = [reparameterize_children(copy.deepcopy(blk), **opts) for blk in m.blocks]
+        self.fuse_separate = nn.ModuleList()
+        self.projected_by_next = []
+        for k in range(n):
+            wk = w[:, k * c:(k + 1) * c]
+            if k + 1 < n and isinstance(blocks[k + 1], FusedRFDB):
+                blocks[k + 1].add_input_projection(wk)
+                self.projected_by_next.append(True)
+                self.fuse_separate.append(nn.Identity())
+            else:
+                conv = nn.Conv2d(c, w.shape[0], 1, bias=False).to(w.device)
+                conv.weight.data.copy_(wk)
+                self.projected_by_next.append(False)
+                self.fuse_separate.append(conv)
+        self.blocks = nn.ModuleList(blocks)
+        self.fuse_bias = nn.Parameter(fuse_conv.bias.detach().clone().view(1, -1, 1, 1), requires_grad=False) \
+            if fuse_conv.bias is not None else None
+        self.fuse_act = copy.deepcopy(m.fuse[1])
+        self.conv_after_body = reparameterize_children(copy.deepcopy(m.conv_after_body), **opts)
+        self.upsample = copy.deepcopy(m.upsample)
+        for attr in ("model_name", "scale", "checkpoint"):
+            if hasattr(m, attr):
+                setattr(self, attr, getattr(m, attr))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_repeat > 1:
+            x = torch.cat([x] * self.input_repeat, dim=1)
+        f0 = self.conv_first(x)
+        h = f0
+        acc = None
+        for k, blk in enumerate(self.blocks):
+            if k > 0 and self.projected_by_next[k - 1]:
+                h, acc = blk(h, acc)  # adds the projection of its input F_{k-1} to acc
+            else:
+                h = blk(h)
+            if not self.projected_by_next[k]:
+                p = self.fuse_separate[k](h)
+                acc = p if acc is None else acc.add_(p)
+        if self.fuse_bias is not None:
+            acc = acc + self.fuse_bias
+        body = self.conv_after_body(self.fuse_act(acc)) + f0
         return self.upsample(body)
 
 

@@ -27,7 +27,7 @@ Interpretations and deviations (documented choices):
   memory O(C H W) instead of O(K^2 C H W), forward and backward; ``torch.compile`` fuses it into one
   loop on CPU and one Triton kernel on CUDA). Both give the same result (tests compare them with an
   explicit per-pixel loop, and forward and gradients with each other). The inference form with the
-  kernel generator's BatchNorm folded is :class:`ibmdn.fuse.FusedInvolution`. ``"fused"``
+  kernel generator's BatchNorm folded is :class:`FusedInvolution` (:meth:`Involution2d.reparameterize`). ``"fused"``
   (:func:`involution_fused`) computes the forward as ``"shift"`` and replaces autograd's record of the
   K^2 multiply-adds by one hand-written backward that also works on shifted sub-rectangles; it keeps only
   ``x`` and the kernel for the backward and runs on NCHW and channels-last tensors without changing their
@@ -60,9 +60,13 @@ checkpoint maps ``conv1.conv / conv1.bn / conv2.conv`` (mmcv ``ConvModule``) ont
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ibmdn.ops.reparam import InferenceOnly, fold_bn_after
 
 
 def group_channels_for(channels: int, group_channels: int) -> int:
@@ -361,12 +365,57 @@ class Involution2d(nn.Module):
         return (f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, groups={self.groups}, "
                 f"group_channels={self.group_channels}, impl={self.impl!r}, norm={self.norm!r}")
 
+    def reparameterize(self, *, impl: str | None = None, **_) -> nn.Module:
+        """The eval-only :class:`FusedInvolution` (stride 1; a strided involution is returned as an eval copy)."""
+        if self.stride != 1:
+            return copy.deepcopy(self).eval()
+        return FusedInvolution(self, impl)
+
+
+class FusedInvolution(InferenceOnly):
+    """Involution with the kernel generator's BatchNorm folded into its first 1x1 (stride 1 only).
+
+    ``hidden = gen1(x)`` (C -> C/r, bias), ``kernel = gen2(relu(norm(hidden)))`` (``norm`` is the identity
+    for a BatchNorm generator, folded, and the per-pixel LayerNorm of ``norm="ln"``) (C/r -> K^2 G), then
+    the per-pixel application by ``impl``. :meth:`apply_hidden` takes a precomputed ``hidden`` (when
+    ``gen1`` is stacked into a 1x1 conv shared with other layers reading the same input).
+    """
+
+    is_involution = True  # :func:`set_involution_impl` switches it too
+
+    def __init__(self, inv: Involution2d, impl: str | None = None):
+        super().__init__()
+        if inv.stride != 1:
+            raise ValueError("FusedInvolution supports stride 1 only")
+        self.channels, self.kernel_size, self.groups = inv.channels, inv.kernel_size, inv.groups
+        self.impl = impl or inv.impl
+        if isinstance(inv.bn1, nn.BatchNorm2d):
+            self.gen1, self.norm = fold_bn_after(inv.conv1, inv.bn1), nn.Identity()
+        else:  # per-pixel LayerNorm or none: nothing to fold
+            self.gen1, self.norm = copy.deepcopy(inv.conv1), copy.deepcopy(inv.bn1)
+        self.gen2 = copy.deepcopy(inv.conv2)
+        self.scale = None if inv.scale is None else nn.Parameter(inv.scale.detach().clone(), requires_grad=False)
+
+    def kernel_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        k = self.gen2(F.relu(self.norm(hidden)))
+        return k.view(k.shape[0], self.groups, self.kernel_size * self.kernel_size, k.shape[2], k.shape[3])
+
+    def apply_hidden(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        out = _IMPLS[self.impl](x, self.kernel_from_hidden(hidden), self.kernel_size, 1)
+        return out if self.scale is None else out * self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply_hidden(x, self.gen1(x))
+
+    def extra_macs(self, x: torch.Tensor, out: torch.Tensor) -> int:
+        return out.numel() * self.kernel_size * self.kernel_size
+
 
 def set_involution_impl(module: nn.Module, impl: str) -> nn.Module:
     """Switch every involution in ``module`` to ``impl`` (a key of :data:`IMPLS`); returns module.
 
     Acts on :class:`Involution2d` and on any module declaring ``is_involution = True`` (the inference
-    form :class:`ibmdn.fuse.FusedInvolution`).
+    form :class:`FusedInvolution`).
     """
     if impl not in _IMPLS:
         raise ValueError(f"impl must be one of {sorted(_IMPLS)}, got {impl!r}")
