@@ -31,8 +31,8 @@ temporary files that are renamed into place only when both are complete. A re-ru
 numbers therefore leaves the CSV byte-identical (only the sidecar's date and git sha move), and a run
 killed mid-write leaves the previous files intact.
 
-Other table shapes (the parameter audit) are registered :class:`Schema` objects with their own columns
-and keys; the sidecar records the schema name so :func:`read_table` validates each file by its own.
+Other table shapes (the parameter audit) are :class:`~ibmdn.schemas.Schema` objects registered in
+:mod:`ibmdn.schemas` with their own columns and keys; the sidecar records the schema name so :func:`read_table` validates each file by its own.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,16 @@ from typing import Any
 import pandas as pd
 
 from ibmdn.fileio import _write_tmp, atomic_write_bytes  # noqa: F401  (re-exported)
-from ibmdn.metrics.registry import METRICS
+from ibmdn.schemas import (  # noqa: F401  (re-exported)
+    LONG,
+    LONG_COLUMNS,
+    METRIC_UNITS,
+    SOURCES,
+    Schema,
+    SchemaError,
+    get_schema,
+    register_schema,
+)
 
 __all__ = [
     "LONG_COLUMNS",
@@ -75,91 +83,8 @@ __all__ = [
 ]
 
 
-class SchemaError(ValueError):
-    """A table does not satisfy its schema (missing/extra columns, bad values, duplicate keys)."""
-
-
-@dataclass(frozen=True)
-class Schema:
-    """Columns and rules of one kind of result table.
-
-    Attributes:
-        name: schema name, recorded in the sidecar.
-        columns: required columns, in the order they are written.
-        keys: columns that identify a row (unique together); the file is sorted by them.
-        optional: columns that may be present (written after the required ones).
-        integer: columns holding integers (nullable unless in ``required_values``).
-        floats: columns holding floats (nullable unless in ``required_values``).
-        required_values: columns that may not be empty.
-        choices: allowed values per column.
-    """
-
-    name: str
-    columns: tuple[str, ...]
-    keys: tuple[str, ...]
-    optional: tuple[str, ...] = ()
-    integer: tuple[str, ...] = ()
-    floats: tuple[str, ...] = ()
-    required_values: tuple[str, ...] = ()
-    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def text(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns + self.optional if c not in self.integer + self.floats)
-
-
-LONG_COLUMNS = (
-    "table",
-    "model",
-    "weights",
-    "scale",
-    "dataset",
-    "metric",
-    "value",
-    "unit",
-    "n_images",
-    "source",
-)
-SOURCES = ("paper", "published", "measured")
-METRIC_UNITS = {name: m.unit for name, m in METRICS.items()}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
-_SCHEMAS: dict[str, Schema] = {}
-
-
-def register_schema(schema: Schema) -> Schema:
-    """Register ``schema`` under its name (re-registering an identical schema is a no-op)."""
-    old = _SCHEMAS.get(schema.name)
-    if old is not None and old != schema:
-        raise ValueError(f"schema {schema.name!r} registered twice with different definitions")
-    _SCHEMAS[schema.name] = schema
-    return schema
-
-
-def get_schema(schema: str | Schema) -> Schema:
-    """The schema object, by name (the catalogue :mod:`ibmdn.schemas` is loaded on first use)."""
-    if isinstance(schema, Schema):
-        return schema
-    if schema not in _SCHEMAS:
-        import ibmdn.schemas  # noqa: F401 - registers every schema besides LONG
-    try:
-        return _SCHEMAS[schema]
-    except KeyError:
-        raise SchemaError(f"unknown schema {schema!r}; known: {sorted(_SCHEMAS)}") from None
-
-
-LONG = register_schema(
-    Schema(
-        name="long",
-        columns=LONG_COLUMNS,
-        keys=("table", "model", "weights", "scale", "dataset", "metric", "source"),
-        optional=("flag",),
-        integer=("scale", "n_images"),
-        floats=("value",),
-        required_values=("table", "model", "weights", "scale", "metric", "value", "unit", "source"),
-        choices={"source": SOURCES},
-    )
-)
 
 # ----------------------------------------------------------------------------------------------------
 # validation

@@ -1,9 +1,9 @@
-"""The catalogue of table schemas besides LONG (defined with the machinery in :mod:`ibmdn.results`).
+"""The one registry of result-table schemas: :class:`Schema`, the project's LONG schema and the catalogue
+of the others. :func:`ibmdn.results.read_table` validates every file by the schema named in its sidecar
+(:func:`get_schema`); writing, reading and provenance live in :mod:`ibmdn.results`, which re-exports the
+names defined here. It imports nothing heavy.
 
-:func:`ibmdn.results.get_schema` loads this module the first time a name outside LONG is asked for, so
-:func:`ibmdn.results.read_table` validates every file by the schema named in its sidecar. It imports
-nothing heavy.
-
+* ``long`` (:data:`LONG`): one number per row; the format of most result tables.
 * ``param_audit`` (``param_audit.csv``): one row per (model, scale) of the parameter audit
   (:mod:`ibmdn.experiments.audit` gives the meaning of each column).
 * ``eval_per_image``: ``ibmdn eval``'s per-image numbers.
@@ -19,7 +19,95 @@ nothing heavy.
 
 from __future__ import annotations
 
-from ibmdn.results import LONG, Schema, register_schema
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ibmdn.metrics.registry import METRICS
+
+
+class SchemaError(ValueError):
+    """A table does not satisfy its schema (missing/extra columns, bad values, duplicate keys)."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Columns and rules of one kind of result table.
+
+    Attributes:
+        name: schema name, recorded in the sidecar.
+        columns: required columns, in the order they are written.
+        keys: columns that identify a row (unique together); the file is sorted by them.
+        optional: columns that may be present (written after the required ones).
+        integer: columns holding integers (nullable unless in ``required_values``).
+        floats: columns holding floats (nullable unless in ``required_values``).
+        required_values: columns that may not be empty.
+        choices: allowed values per column.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    integer: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
+    required_values: tuple[str, ...] = ()
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def text(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns + self.optional if c not in self.integer + self.floats)
+
+
+LONG_COLUMNS = (
+    "table",
+    "model",
+    "weights",
+    "scale",
+    "dataset",
+    "metric",
+    "value",
+    "unit",
+    "n_images",
+    "source",
+)
+SOURCES = ("paper", "published", "measured")
+METRIC_UNITS = {name: m.unit for name, m in METRICS.items()}
+
+_SCHEMAS: dict[str, Schema] = {}
+
+
+def register_schema(schema: Schema) -> Schema:
+    """Register ``schema`` under its name (re-registering an identical schema is a no-op)."""
+    old = _SCHEMAS.get(schema.name)
+    if old is not None and old != schema:
+        raise ValueError(f"schema {schema.name!r} registered twice with different definitions")
+    _SCHEMAS[schema.name] = schema
+    return schema
+
+
+def get_schema(schema: str | Schema) -> Schema:
+    """The schema object, by name."""
+    if isinstance(schema, Schema):
+        return schema
+    try:
+        return _SCHEMAS[schema]
+    except KeyError:
+        raise SchemaError(f"unknown schema {schema!r}; known: {sorted(_SCHEMAS)}") from None
+
+
+LONG = register_schema(
+    Schema(
+        name="long",
+        columns=LONG_COLUMNS,
+        keys=("table", "model", "weights", "scale", "dataset", "metric", "source"),
+        optional=("flag",),
+        integer=("scale", "n_images"),
+        floats=("value",),
+        required_values=("table", "model", "weights", "scale", "metric", "value", "unit", "source"),
+        choices={"source": SOURCES},
+    )
+)
+
 
 TOLERANCES = ("exact", "1%", "3%", "contradiction")
 AUDIT_STATUS = ("pass", "fail", "missing", "error", "documented")

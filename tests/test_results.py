@@ -26,7 +26,8 @@ from ibmdn.results import (
     write_table,
 )
 
-PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "paper" / "000_8a5563141e5c7484.txt"
+PAPER = Path(os.environ.get("IBMDN_PAPER", Path(__file__).resolve().parents[2] / "shared" / "paper"
+                           / "000_8a5563141e5c7484.txt"))  # the paper's text: a data file, like IBMDN_DATA
 
 
 def long_df(**override) -> pd.DataFrame:
@@ -391,7 +392,7 @@ _T1_LABELS = {
 _DATASETS = ("set5", "set14", "bsd100", "urban100")
 
 
-@pytest.mark.skipif(not PAPER.exists(), reason=f"paper text not found at {PAPER} (../shared/paper)")
+@pytest.mark.skipif(not PAPER.exists(), reason=f"paper text not found at {PAPER}: set IBMDN_PAPER")
 def test_reported_tables_1_and_6_match_the_paper_text():
     """Independent re-read of the two big tables from the paper's text, cell by cell."""
     rep = reported()
