@@ -66,7 +66,7 @@ from torch import nn
 
 from ibmdn.attention.cca import GlobalStatistic
 from ibmdn.ops.involution import IMPLS
-from ibmdn.ops.reparam import InferenceOnly, reparameterize_children
+from ibmdn.ops.reparam import InferenceOnly, reparameterized
 
 __all__ = ["GlobalStatistic", "fuse_for_inference"]
 
@@ -97,7 +97,7 @@ def fuse_for_inference(model: nn.Module, *, impl: str | None = "shift", merge_bs
     import torch
 
     with torch.no_grad():
-        fused = reparameterize_children(copy.deepcopy(model).eval(), impl=impl, merge_bsconv_s=merge_bsconv_s,
+        fused = reparameterized(copy.deepcopy(model).eval(), impl=impl, merge_bsconv_s=merge_bsconv_s,
                                         merge_chfab_head=merge_chfab_head)
     fused.eval()
     fused.requires_grad_(False)

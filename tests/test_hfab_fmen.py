@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 import ibmdn.models.fmen  # noqa: F401  (registers fmen_s, fmen_s_train and the official checkpoint)
-from ibmdn.attention.hfab import ERB, HFAB, RRRB, ERBDeploy, HFABDeploy, reparameterize
+from ibmdn.attention.hfab import ERB, HFAB, RRRB, ERBDeploy, HFABDeploy
 from ibmdn.models.fmen import FMEN
 from ibmdn.models.pretrained import get_checkpoint
 from ibmdn.models.registry import build_model, count_params
+from ibmdn.ops.reparam import reparameterized
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,8 +93,8 @@ def test_hfab_deploy_equals_training_form_in_eval(gen, channels, mid, num_erb):
         ref, out = block(x), deploy(x)
     assert out.shape == x.shape
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
-    # the generic function gives the same module type and result, and leaves the input untouched
-    generic = reparameterize(block)
+    # the package's walker gives the same module type and result, and leaves the input untouched
+    generic = reparameterized(block, impl="shift")  # options meant for other blocks are ignored
     assert isinstance(generic, HFABDeploy) and isinstance(block.erbs[0].conv1, RRRB)
     torch.testing.assert_close(generic(x), ref, atol=1e-5, rtol=0)
 

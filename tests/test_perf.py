@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ibmdn.models import build_model
+from ibmdn.models import build_model, list_models
 from ibmdn.ops.involution import IMPLS, Involution2d, involution_shift, involution_unfold, set_involution_impl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -133,6 +133,22 @@ def _randomise_bn(model: nn.Module) -> nn.Module:
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
     return model
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not n.endswith("_d")])
+def test_every_network_has_an_exact_inference_form(name):
+    """fuse_for_inference runs on every registered network (each block ignores the options that are not
+    its own) and equals its eval-mode form within 1e-5."""
+    from ibmdn.fuse import fuse_for_inference
+
+    torch.manual_seed(0)
+    from ibmdn.models.registry import model_spec
+
+    model = _randomise_bn(build_model(name, scale=model_spec(name).scales[0])).eval()
+    x = torch.rand(1, 3, 20, 17)
+    with torch.no_grad():
+        ref, out = model(x), fuse_for_inference(model, impl="shift")(x)
+    assert (out - ref).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("name,impls", [("ibmdn", ("shift", "unfold")), ("depthibn", ("shift",)), ("rfdn_aim", ("shift",)),

@@ -33,8 +33,6 @@ block foldable into zero-padded convolutions; in training mode it is the officia
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,8 +45,6 @@ __all__ = [
     "HFABDeploy",
     "bn_scale_shift",
     "pad_with",
-    "reparameterize",
-    "reparameterize_",
 ]
 
 NEGATIVE_SLOPE = 0.1  # FMEN's LeakyReLU slope
@@ -140,7 +136,7 @@ class RRRB(nn.Module):
         bias = w2 @ (w1.sum(dim=(2, 3)) @ b0 + b1) + b2
         return weight, bias
 
-    def reparameterize(self) -> nn.Conv2d:
+    def reparameterize(self, **_) -> nn.Conv2d:
         """The equivalent zero-padded 3x3 ``nn.Conv2d``."""
         return _new_conv(*self.fused_weight_bias(), like=self.conv_feat)
 
@@ -163,7 +159,7 @@ class ERB(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(F.leaky_relu(self.conv1(x), self.negative_slope))
 
-    def reparameterize(self) -> ERBDeploy:
+    def reparameterize(self, **_) -> ERBDeploy:
         out = ERBDeploy(self.conv1.conv_reduce.out_channels, self.negative_slope)
         out.conv1 = self.conv1.reparameterize()
         out.conv2 = self.conv2.reparameterize()
@@ -220,7 +216,7 @@ class HFAB(nn.Module):
         return out * x
 
     @torch.no_grad()
-    def reparameterize(self) -> HFABDeploy:
+    def reparameterize(self, **_) -> HFABDeploy:
         """The equivalent :class:`HFABDeploy` (uses the BN running statistics, i.e. eval mode)."""
         cin, mid = self.conv_squeeze.in_channels, self.conv_squeeze.out_channels
         out = HFABDeploy(cin, mid, num_erb=0, negative_slope=self.negative_slope)
@@ -258,27 +254,3 @@ class HFABDeploy(nn.Module):
         out = F.leaky_relu(self.conv_squeeze(x), self.negative_slope)
         out = F.leaky_relu(self.erbs(out), self.negative_slope)
         return torch.sigmoid(self.conv_excite(out)) * x
-
-
-def reparameterize(module: nn.Module) -> nn.Module:
-    """Deploy form of ``module``, leaving ``module`` untouched.
-
-    A block with a ``reparameterize()`` method (RRRB, ERB, HFAB) returns its folded equivalent; any
-    other module is deep-copied and its re-parameterisable sub-blocks are replaced (see
-    :func:`reparameterize_`). BN folding uses running statistics: compare the two forms in eval mode.
-    """
-    fold = getattr(module, "reparameterize", None)
-    if callable(fold):
-        return fold()
-    return reparameterize_(copy.deepcopy(module))
-
-
-def reparameterize_(module: nn.Module) -> nn.Module:
-    """In place: replace every sub-block that has a ``reparameterize()`` method by its result."""
-    for name, child in module.named_children():
-        fold = getattr(child, "reparameterize", None)
-        if callable(fold):
-            setattr(module, name, fold())
-        else:
-            reparameterize_(child)
-    return module

@@ -31,7 +31,7 @@ from ibmdn.attention import make_attention
 from ibmdn.ops import make_op
 from ibmdn.ops.bsconv import BSConvS, BSConvU
 from ibmdn.ops.involution import Involution2d
-from ibmdn.ops.reparam import InferenceOnly, conv_bias, conv_weight, reparameterize_children, stack_1x1
+from ibmdn.ops.reparam import InferenceOnly, conv_bias, conv_weight, reparameterized, stack_1x1
 
 
 def make_activation(name: str) -> nn.Module:
@@ -210,7 +210,7 @@ class FusedRFDB(InferenceOnly):
             if op.lead is not None:
                 parts.append(op.lead)
             self._parts.append(parts)
-        self.attention = reparameterize_children(copy.deepcopy(m.attention), impl=impl)
+        self.attention = reparameterized(copy.deepcopy(m.attention), impl=impl)
         self.head_channels = 0
         fuse_parts = [(conv_weight(m.fuse), conv_bias(m.fuse))]
         if merge_chfab_head and getattr(self.attention, "takes_head", False):

@@ -37,9 +37,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ibmdn.attention.hfab import ERB, HFAB, ERBDeploy, HFABDeploy, reparameterize_
+from ibmdn.attention.hfab import ERB, HFAB, ERBDeploy, HFABDeploy
 from ibmdn.models.pretrained import Checkpoint, StateDict, register_checkpoint, rename_keys
 from ibmdn.models.registry import register_model
+from ibmdn.ops.reparam import reparameterize_children
 
 __all__ = ["FMEN", "FMENBlock", "convert_official", "fmen_s", "fmen_s_train"]
 
@@ -113,9 +114,9 @@ class FMEN(nn.Module):
             h = block(h)
         return self.upsample(self.conv_after_body(h) + feat)
 
-    def reparameterize(self) -> FMEN:
+    def reparameterize(self, **_) -> FMEN:
         """A deploy-form copy (BN folded with running statistics; compare in eval mode)."""
-        out = reparameterize_(copy.deepcopy(self))
+        out = reparameterize_children(copy.deepcopy(self))
         out.deploy = True
         return out
 

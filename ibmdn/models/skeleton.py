@@ -19,7 +19,7 @@ from torch import nn
 
 from ibmdn.models.blocks import FusedRFDB, make_activation
 from ibmdn.ops import make_op
-from ibmdn.ops.reparam import InferenceOnly, reparameterize_children
+from ibmdn.ops.reparam import InferenceOnly, reparameterized
 
 
 class DistillationSR(nn.Module):
@@ -78,14 +78,14 @@ class FusedDistillationSR(InferenceOnly):
     def __init__(self, m: DistillationSR, **opts):
         super().__init__()
         self.input_repeat = m.input_repeat
-        self.conv_first = reparameterize_children(copy.deepcopy(m.conv_first), **opts)
+        self.conv_first = reparameterized(copy.deepcopy(m.conv_first), **opts)
         fuse_conv = m.fuse[0]
         n = len(m.blocks)
         w = fuse_conv.weight.detach()
         if w.shape[1] % n:
             raise ValueError("fusion conv input is not n equal slices")
         c = w.shape[1] // n
-        blocks = [reparameterize_children(copy.deepcopy(blk), **opts) for blk in m.blocks]
+        blocks = [reparameterized(copy.deepcopy(blk), **opts) for blk in m.blocks]
         self.fuse_separate = nn.ModuleList()
         self.projected_by_next = []
         for k in range(n):
@@ -103,7 +103,7 @@ class FusedDistillationSR(InferenceOnly):
         self.fuse_bias = nn.Parameter(fuse_conv.bias.detach().clone().view(1, -1, 1, 1), requires_grad=False) \
             if fuse_conv.bias is not None else None
         self.fuse_act = copy.deepcopy(m.fuse[1])
-        self.conv_after_body = reparameterize_children(copy.deepcopy(m.conv_after_body), **opts)
+        self.conv_after_body = reparameterized(copy.deepcopy(m.conv_after_body), **opts)
         self.upsample = copy.deepcopy(m.upsample)
         for attr in ("model_name", "scale", "checkpoint"):
             if hasattr(m, attr):

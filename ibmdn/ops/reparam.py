@@ -1,9 +1,10 @@
 """Inference re-parameterisation: the algebra shared by the blocks' ``reparameterize()`` methods.
 
 A module that can be rewritten into a cheaper, eval-only equivalent owns that rewrite as a method,
-``reparameterize(*, impl=None, merge_bsconv_s=False, merge_chfab_head=True)``, which returns a new
-module (the original is left unchanged) equal to the original in eval mode within float rounding.
-:func:`reparameterize_children` walks a network and calls it wherever it exists;
+``reparameterize(*, impl=None, merge_bsconv_s=False, merge_chfab_head=True, **_)``, which returns a new
+module (the original is left unchanged) equal to the original in eval mode within float rounding; options
+that do not concern a module are ignored by it. :func:`reparameterized` and :func:`reparameterize_children`
+walk a network and call the method wherever it exists;
 :func:`ibmdn.fuse.fuse_for_inference` is the user-facing entry point (it lists the rewrites).
 
 Every merged weight is computed in float64 and stored in the original conv's dtype and device.
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["InferenceOnly", "bn_affine", "conv_bias", "conv_weight", "fold_bn_after", "fold_bn_before", "is_1x1",
-           "reparameterize_children", "stack_1x1"]
+           "reparameterize_children", "reparameterized", "stack_1x1"]
 
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,15 +101,18 @@ class InferenceOnly(nn.Module):
         return super().train(False)
 
 
-def reparameterize_children(module: nn.Module, **opts) -> nn.Module:
-    """``module.reparameterize(**opts)`` if it has one, else its children's, replaced in place; returns it.
-
-    Call it on a copy: modules without the method are modified in place.
-    """
+def reparameterized(module: nn.Module, **opts) -> nn.Module:
+    """``module.reparameterize(**opts)`` if it has one, else ``module`` with its children re-parameterised
+    (:func:`reparameterize_children`). Call it on a copy: modules without the method are modified in place."""
     if callable(getattr(module, "reparameterize", None)):
         return module.reparameterize(**opts)
+    return reparameterize_children(module, **opts)
+
+
+def reparameterize_children(module: nn.Module, **opts) -> nn.Module:
+    """In place: each child of ``module`` replaced by :func:`reparameterized` of it; returns ``module``."""
     for name, child in list(module.named_children()):
-        new = reparameterize_children(child, **opts)
+        new = reparameterized(child, **opts)
         if new is not child:
             setattr(module, name, new)
     return module
