@@ -1,6 +1,7 @@
 # ibmdn: the README's two commands are `make paper` and `make test`; everything else is a helper.
 #
 #   make setup      create .venv (torch first, from TORCH_SPEC), install the package with its extras
+#                   (EXTRAS: test, notebooks and onnx, so that `make test` runs the ONNX export tests)
 #   make backbones  store the LPIPS AlexNet/VGG16 backbones under IBMDN_BACKBONES (writable cache)
 #   make test       setup + backbones, then pytest (CPU) on tests/ and nbval on every notebook; fails on any failure
 #   make nbval      nbval alone (the notebooks re-executed in a scratch copy with default parameters)
@@ -31,7 +32,7 @@ VENV ?= $(ROOT)/.venv
 # torch first and pinned: a plain `pip install torch` may pull a multi-GB CUDA build. Users with another
 # accelerator or index override it, e.g. make setup TORCH_SPEC="torch torchvision --index-url ...".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= test,notebooks
+EXTRAS ?= test,notebooks,onnx
 PYTEST_ARGS ?= -q --durations=15
 
 # data / weights roots: ../shared (read-only) when present and the variables are unset, else ./data, ./weights

@@ -1,4 +1,4 @@
-"""The ``ibmdn`` command line: ``ibmdn audit | eval | data fetch | weights prepare-lpips``.
+"""The ``ibmdn`` command line: ``ibmdn audit | eval | upscale | export | data fetch | weights prepare-lpips``.
 
 Each sub-command is a thin argparse front over one function that takes the parsed namespace; the
 function lives next to the logic it exposes and is imported only when its command runs (so that
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results")
     p.set_defaults(handler="ibmdn.experiments.bench:bench_train_command")
 
-    from ibmdn.upscale import (  # reads only the JSON beside each checkpoint
+    from ibmdn.shipped import (  # reads only the JSON beside each checkpoint
         DEFAULT_MODEL,
         describe_shipped_weights,
     )
@@ -150,7 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", default="", help="appended to output file stems (e.g. _x4)")
     p.add_argument("--no-fuse", action="store_true", help="run the network as trained (no inference re-parameterisation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                   help="run the network in PyTorch (default) or as an ONNX graph in ONNX Runtime (exported "
+                   "once and cached; fp32 only; needs pip install 'ibmdn[onnx]')")
     p.set_defaults(handler="ibmdn.upscale:upscale_command")
+
+    p = sub.add_parser("export", help="export a trained network as an ONNX graph (dynamic batch and size)")
+    p.add_argument("name", metavar="NAME", help="registered model name")
+    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
+    p.add_argument("--format", default="onnx", choices=("onnx",))
+    p.add_argument("--weights", default=None,
+                   help="checkpoint path or 'official' (default: the shipped weights for the scale)")
+    p.add_argument("--weights-root", default=None, help="weights root for --weights official")
+    p.add_argument("--out", default=None, help="output file (default: NAME_xS.onnx)")
+    p.add_argument("--no-fuse", action="store_true",
+                   help="export the network as trained (no inference re-parameterisation)")
+    p.add_argument("--stats-io", action="store_true",
+                   help="exact-tiling form: each global-statistic layer reads its statistic from an input "
+                   "statK and its pooled feature map is an output featK (docs/deployment.md)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(handler="ibmdn.export:export_command")
 
     p = sub.add_parser("data", help="datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)

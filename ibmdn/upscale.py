@@ -28,201 +28,40 @@ runs the trained form) in ``--precision`` fp32 (default), bf16 or fp16. Large im
 its core is kept, written straight into the quantised output, so memory is bounded by the tile, not
 the image (:func:`ibmdn.inference.forward_tiled` has the same geometry but allocates the whole float
 output, 1.6 GB for a 3840x2160 input at x4). Tiling is **exact** by default: the context is at least
-the network's receptive radius (:func:`receptive_radius`), and layers that pool over the whole image
+the network's receptive radius (:func:`~ibmdn.inference.receptive_radius`), and layers that pool over the whole image
 (CHFAB's and CCA's contrast + mean) get the whole image's statistic, gathered tile by tile in one extra
-pass per such layer (:func:`tiled_exact`); the result equals untiled inference up to float rounding.
+pass per such layer (:func:`~ibmdn.inference.tiled_exact`); the result equals untiled inference up to float rounding.
 That costs up to ``n + 1`` partial passes for ``n`` pooling layers (IBMDN: 7, about 4.5x the work of
 one pass); ``--approx-tiles`` runs one pass with per-tile statistics instead (faster, may show seams).
 Networks with non-translation-equivariant layers (ESA's strided convolution and pooling) are always
 tiled approximately.
+
+Engines: ``--engine torch`` (default) runs the network in PyTorch; ``--engine onnxruntime`` runs the same
+network (fused unless ``--no-fuse``) as an ONNX graph in ONNX Runtime, exported on first use and cached
+on disk (:class:`ibmdn.export.OrtNetwork`), with as many intra-op threads as torch uses, fp32 only.
+Tiling, exact and approximate, and everything above are the same under both; exact tiling runs the
+graph's statistics form (each global statistic an input, the feature map it pools an output), cut into
+one graph per pass (``docs/deployment.md``).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "ibmdn_stable"
-"""The network ``ibmdn upscale`` runs by default: IBMDN with stable involutions, the form the study ships
-weights for (the faithful form's eval-mode network is unstable on high-contrast inputs; see
-``docs/networks.md`` and ``results/involution_stability.csv``)."""
+from ibmdn.inference import (
+    exact_tiling_supported,
+    global_statistic_layers,
+    network_of,
+    tiled_approx,
+    tiled_exact,
+)
+from ibmdn.shipped import load_model
+
 AUTO_TILE_PIXELS = 512 * 512
 AUTO_TILE = 512
-TAG_PREFERENCE = ("paper", "short", "smoke")
-_NAME = re.compile(r"^(?P<model>.+)_x(?P<scale>\d)_(?P<tag>[^_]+)$")
-
-
-# ------------------------------------------------------------------------------------- shipped weights
-
-
-@dataclass(frozen=True)
-class Shipped:
-    """A checkpoint shipped in the package and what its provenance file says."""
-
-    path: Path
-    model: str
-    scale: int
-    tag: str
-    meta: dict | None
-
-    @property
-    def psnr(self) -> float | None:
-        """The validation PSNR its provenance records: the best one, else the last; None without one."""
-        m = self.meta or {}
-        v = m.get("best_psnr") if m.get("best_psnr") is not None else m.get("val_psnr")
-        try:
-            return None if v is None else float(v)
-        except (TypeError, ValueError):
-            return None
-
-
-def shipped_weights(model: str | None = None, scale: int | None = None, root: Path | None = None) -> list[Shipped]:
-    """Shipped checkpoints ``<model>_x<scale>_<tag>.pth``, preferred first: best validation PSNR, then tag.
-
-    ``tag`` is the training profile, optionally followed by ``-<recipe variant>`` (``short-lr2e-3-clip1``).
-    """
-    root = WEIGHTS_DIR if root is None else root
-    out = []
-    if root.is_dir():
-        for p in sorted(root.glob("*.pth")):
-            m = _NAME.match(p.stem)
-            if not m or (model and m["model"] != model) or (scale and int(m["scale"]) != scale):
-                continue
-            meta = None
-            js = p.with_suffix(".json")
-            if js.is_file():
-                try:
-                    meta = json.loads(js.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    meta = {"error": f"unreadable provenance file {js.name}"}
-            out.append(Shipped(p, m["model"], int(m["scale"]), m["tag"], meta))
-    rank = {t: i for i, t in enumerate(TAG_PREFERENCE)}
-    # the best-validated first, so that a longer recipe stopped early never displaces a better-trained one
-    return sorted(out, key=lambda s: (s.model, s.scale, -(s.psnr if s.psnr is not None else float("-inf")),
-                                      rank.get(s.tag.split("-", 1)[0], len(rank)), s.tag))
-
-
-def _recipe_changes(meta: dict) -> str:
-    """`` (recipe changes: lr: 0.001 -> 0.002)``: how the recorded recipe differs from its profile's (the
-    trainer's own comparison, :func:`ibmdn.train.config.resume_differences`); empty when none or unknown."""
-    from ibmdn.train.config import PROFILES, config_from_dict, resume_differences
-
-    try:
-        cfg = config_from_dict(meta["config"])
-    except Exception:  # noqa: BLE001 - no or an unreadable recipe: nothing to say (--help must always work)
-        return ""
-    diff = resume_differences(PROFILES[cfg.profile], cfg)
-    return f" (recipe changes: {', '.join(diff)})" if diff else ""
-
-
-def _describe(s: Shipped) -> str:
-    m = s.meta or {}
-    if not m:
-        return f"  {s.path.name}: no provenance file ({s.path.with_suffix('.json').name} missing)"
-    parts = [f"profile {m.get('profile', s.tag)}" + _recipe_changes(m)]
-    if m.get("steps") is not None:
-        parts.append(f"{m['steps']} steps")
-    cfg = m.get("config") or {}
-    for key in ("batch_size", "patch_size"):
-        if cfg.get(key) is not None:
-            parts.append(f"{key.replace('_', ' ')} {cfg[key]}")
-    if m.get("stopped_early"):
-        parts.append(f"stopped by --time-limit (recipe: {cfg.get('iterations')} iterations)")
-    if m.get("train_sets"):
-        sets = m["train_sets"]
-        n = f"{m['train_images']} images of " if m.get("train_images") else ""
-        parts.append(f"trained on {n}" + (", ".join(sets) if isinstance(sets, list) else str(sets)))
-    if s.psnr is not None:
-        parts.append(f"{m.get('val_set', 'val')} PSNR-Y {s.psnr:.2f} dB")
-    bench = (m.get("benchmarks") or {}).get("psnr") or {}
-    if bench:
-        names = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100"}
-        parts.append("benchmarks PSNR-Y " + " / ".join(f"{n} {bench[k]:.2f}" for k, n in names.items() if k in bench)
-                     + " dB")
-    git = (m.get("git") or {}).get("sha")
-    if git:
-        parts.append(f"git {git[:10]}" + ("+dirty" if (m.get("git") or {}).get("dirty") else ""))
-    if m.get("date_utc"):
-        parts.append(str(m["date_utc"]))
-    if m.get("hr_pixels_seen"):
-        parts.append(f"{m['hr_pixels_seen'] / 1e6:,.0f} M HR pixels seen")
-    elif m.get("budget"):
-        parts.append(f"budget: {m['budget']}")
-    return f"  {s.path.name} ({s.model} x{s.scale}): " + "; ".join(parts)
-
-
-def describe_shipped_weights() -> str:
-    """The ``--help`` text on default weights (reads only the JSON files; never fails)."""
-    head = (__doc__ or "").strip().splitlines()[0]
-    try:
-        items = shipped_weights()
-    except Exception as e:  # noqa: BLE001 - --help must always work
-        return f"{head}\n\nshipped weights: unavailable ({e})"
-    lines = [head, "", (f"Default weights (shipped in {WEIGHTS_DIR}; per model and scale the first listed: the "
-                        f"best validation PSNR, then by tag {' > '.join(TAG_PREFERENCE)} > others):")]
-    lines += [_describe(s) for s in items] or ["  none shipped yet: pass --weights PATH"]
-    scales = sorted({(s.model, s.scale) for s in items})
-    lines += ["", "Without shipped weights for the requested model and scale, pass --weights PATH (a checkpoint",
-              "of `ibmdn train`) or --weights official (published baseline checkpoints)."]
-    if scales:
-        lines.append("Shipped: " + ", ".join(f"{m} x{s}" for m, s in scales) + ".")
-    return "\n".join(lines)
-
-
-def resolve_weights(model: str, scale: int, weights: str | None) -> tuple[str, str]:
-    """``(weights argument for build_model, description)``; the shipped default when ``weights`` is None."""
-    from ibmdn.errors import ChecksumError, IbmdnError
-
-    if weights is not None:
-        return weights, weights
-    found = shipped_weights(model, scale)
-    if not found:
-        others = sorted({f"x{s.scale}" for s in shipped_weights(model)})
-        have = f" (shipped for {model}: {', '.join(others)})" if others else ""
-        raise IbmdnError(f"no trained weights for {model} x{scale} are shipped with the package{have}; pass "
-                         f"--weights PATH (a checkpoint of `ibmdn train`, e.g. runs/{model}_x{scale}_<profile>/"
-                         f"final.pth) or --weights official for a baseline with a published checkpoint. "
-                         f"Refusing to run an untrained network.")
-    s = found[0]
-    digest = (s.meta or {}).get("weights_sha256")
-    if digest:
-        from ibmdn.fileio import sha256_file
-
-        got = sha256_file(s.path)
-        if got != digest:
-            raise ChecksumError(f"{s.path}: sha256 {got} differs from its provenance file's {digest}")
-    warning = below_bicubic(s)
-    if warning:
-        print(f"ibmdn upscale: warning: {warning}", file=sys.stderr)
-    return str(s.path), f"shipped {s.path.name}"
-
-
-def below_bicubic(s: Shipped) -> str | None:
-    """A warning when shipped weights validated below bicubic interpolation (undertrained), else None.
-
-    The comparison is on the validation set of the weights' own provenance (Set5 PSNR-Y) against the
-    published bicubic value of ``ibmdn/reported/published.csv``; users get told rather than silently
-    served an image worse than plain interpolation.
-    """
-    from ibmdn.results import reported
-
-    m, psnr = s.meta or {}, s.psnr
-    if psnr is None:
-        return None
-    ref = reported("bicubic", source="published")
-    ref = ref[(ref["scale"] == s.scale) & (ref["dataset"] == str(m.get("val_set", "Set5")).lower())
-              & (ref["metric"] == "psnr")]
-    if ref.empty or psnr >= float(ref["value"].iloc[0]):
-        return None
-    return (f"{s.path.name} scores {psnr:.2f} dB PSNR-Y on {m.get('val_set')}, below bicubic "
-            f"interpolation ({float(ref['value'].iloc[0]):.2f} dB): these weights are undertrained "
-            f"({m.get('steps')} steps); pass --weights PATH for better ones")
 
 
 # ------------------------------------------------------------------------------------------- images
@@ -358,143 +197,6 @@ def output_format(path: Path) -> tuple[str, str]:
     return "PNG", ".png"
 
 
-# ------------------------------------------------------------------------------------------- tiling
-
-
-def receptive_radius(model) -> int:
-    """Upper bound of the LR pixels a pixel's output depends on in each direction, pooling layers aside.
-
-    The sum over every spatial operator of ``dilation * (kernel - 1) // 2`` (convolutions, involutions):
-    the longest chain cannot exceed it.
-    """
-    from torch import nn
-
-    r = 0
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            r += max(d * (k - 1) // 2 for k, d in zip(m.kernel_size, m.dilation))
-        elif getattr(m, "is_involution", False) or type(m).__name__ == "Involution2d":
-            r += (m.kernel_size - 1) // 2
-    return r
-
-
-def exact_tiling_supported(model) -> bool:
-    """True when every layer is translation-equivariant apart from
-    :class:`~ibmdn.attention.cca.GlobalStatistic` ones."""
-    from torch import nn
-
-    from ibmdn.attention.cca import CCA
-    from ibmdn.attention.chfab import CHFAB
-    from ibmdn.attention.esa import ESA
-
-    for m in model.modules():
-        if isinstance(m, (ESA, CCA, CHFAB)):  # unfused global pooling, or strided/pooled attention
-            return False
-        if isinstance(m, nn.Conv2d) and m.stride != (1, 1):
-            return False
-        if type(m).__name__ == "Involution2d" and m.stride != 1:
-            return False
-    return True
-
-
-class _Stop(Exception):
-    pass
-
-
-def tiled_exact(model, x, scale: int, tile: int, overlap: int | None = None,
-                sink: Callable | None = None, progress: Callable[[], None] | None = None):
-    """Tiled inference equal to ``model(x)`` for networks supported by :func:`exact_tiling_supported`.
-
-    Args:
-        model: a fused network (:func:`ibmdn.fuse.fuse_for_inference`), in eval mode.
-        x: ``1 x 3 x H x W`` LR input.
-        tile: LR core size.
-        overlap: context in LR pixels (default and minimum: :func:`receptive_radius`).
-        sink: ``sink(y0, y1, x0, x1, out_core)`` receives each output core (HR tensor); without it the
-            whole output is assembled and returned.
-        progress: called once per tile forward pass (all passes).
-
-    The image-wide contrast + mean of each :class:`~ibmdn.attention.cca.GlobalStatistic` layer is gathered in
-    pass k over the tiles' cores (layers before k use the statistics already gathered, the forward pass
-    stops at layer k), then the last pass runs every tile with all statistics supplied.
-    """
-    import torch
-
-    from ibmdn.attention.cca import GlobalStatistic
-    from ibmdn.inference import tile_boxes
-
-    n, _, h, w = x.shape
-    radius = receptive_radius(model)
-    overlap = radius if overlap is None else max(overlap, radius)
-    boxes = list(tile_boxes(h, w, tile, overlap))
-    layers = [m for m in model.modules() if isinstance(m, GlobalStatistic)]
-    known: dict[int, torch.Tensor] = {}
-    state: dict = {}
-
-    def hook(m, feat):
-        k = id(m)
-        if k in known:
-            return known[k].to(feat.dtype)
-        if m is state.get("target"):
-            ya, xa, y0, y1, x0, x1 = state["box"]
-            core = feat[:, :, y0 - ya:y1 - ya, x0 - xa:x1 - xa].double()
-            state["sum"] = state["sum"] + core.sum(dim=(2, 3))
-            state["sumsq"] = state["sumsq"] + (core * core).sum(dim=(2, 3))
-            raise _Stop
-        raise RuntimeError("a global statistic was needed before the ones it depends on")
-
-    for m in layers:
-        m.stats_hook = hook
-    try:
-        with torch.inference_mode():
-            for target in layers:
-                state.update(target=target, sum=0.0, sumsq=0.0)
-                for y0, y1, x0, x1, ya, yb, xa, xb in boxes:
-                    state["box"] = (ya, xa, y0, y1, x0, x1)
-                    try:
-                        model(x[:, :, ya:yb, xa:xb])
-                    except _Stop:
-                        pass
-                    if progress:
-                        progress()
-                count = float(h * w)
-                mean = state["sum"] / count
-                var = (state["sumsq"] / count - mean * mean).clamp_min(0.0)
-                known[id(target)] = (var.sqrt() + mean)[:, :, None, None].float()
-            state["target"] = None
-            out = None
-            for y0, y1, x0, x1, ya, yb, xa, xb in boxes:
-                o = model(x[:, :, ya:yb, xa:xb])
-                core = o[:, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale]
-                if sink is not None:
-                    sink(y0, y1, x0, x1, core)
-                else:
-                    if out is None:
-                        out = o.new_zeros(n, o.shape[1], h * scale, w * scale)
-                    out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = core
-                if progress:
-                    progress()
-    finally:
-        for m in layers:
-            m.stats_hook = None
-    return out
-
-
-def tiled_approx(model, x, scale: int, tile: int, overlap: int, sink: Callable,
-                 progress: Callable[[], None] | None = None) -> None:
-    """One pass over the tiles (per-tile statistics in pooling layers), cores to ``sink``."""
-    import torch
-
-    from ibmdn.inference import tile_boxes
-
-    with torch.inference_mode():
-        for y0, y1, x0, x1, ya, yb, xa, xb in tile_boxes(x.shape[2], x.shape[3], tile, overlap):
-            o = model(x[:, :, ya:yb, xa:xb])
-            sink(y0, y1, x0, x1, o[:, :, (y0 - ya) * scale:(y1 - ya) * scale, (x0 - xa) * scale:(x1 - xa) * scale])
-            if progress:
-                progress()
-
-
 # --------------------------------------------------------------------------------------------- the run
 
 
@@ -520,7 +222,11 @@ def _quantize(t, bits: int):
 
 
 def upscale_array(model, img: Loaded, opts: UpscaleOptions, device, exact_ok: bool, progress: bool = False):
-    """Run ``model`` on one image; returns the quantised output array (``H x W x {1,2,3,4}``)."""
+    """Run ``model`` on one image; returns the quantised output array (``H x W x {1,2,3,4}``).
+
+    ``model`` is the network or an engine that runs it (:class:`ibmdn.export.OrtNetwork`, called like the
+    module; :func:`~ibmdn.inference.tiled_exact` runs either).
+    """
     import numpy as np
     import torch
     from PIL import Image
@@ -543,7 +249,7 @@ def upscale_array(model, img: Loaded, opts: UpscaleOptions, device, exact_ok: bo
 
         exact = exact_ok and not opts.approx_tiles
         n_tiles = math.ceil(h / tile) * math.ceil(w / tile)
-        passes = 1 + (sum(1 for m in model.modules() if hasattr(m, "global_stats")) if exact else 0)
+        passes = 1 + (len(global_statistic_layers(network_of(model))) if exact else 0)
         with tqdm(total=n_tiles * passes, unit="tile", leave=False, disable=not progress,
                   desc=f"{'exact' if exact else 'approx'} tiles") as tbar:
             if exact:
@@ -583,46 +289,37 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def load_model(name: str, scale: int, weights: str | None, weights_root=None, device="cpu",
-               precision: str = "fp32", fuse: bool = True):
-    """The network with its trained weights, fused for inference, on ``device`` in ``precision``."""
-    import torch
-
-    from ibmdn.errors import IbmdnError
-    from ibmdn.models import build_model
-
-    spec_weights, desc = resolve_weights(name, scale, weights)
-    try:
-        model = build_model(name, scale=scale, weights=spec_weights, weights_root=weights_root)
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise IbmdnError(f"cannot load {name} x{scale} from {desc}: {str(e).strip(chr(39))[:500]}") from None
-    model.eval()
-    if fuse:
-        from ibmdn.fuse import fuse_for_inference
-
-        model = fuse_for_inference(model)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return model.to(device=device, dtype=dtype), desc
-
-
 def upscale_command(args) -> int:
-    """``ibmdn upscale INPUT... --model M --scale S [--weights W] [--tile N] --out DIR``."""
+    """``ibmdn upscale INPUT... --model M --scale S [--weights W] [--tile N] [--engine E] --out DIR``."""
     from tqdm.auto import tqdm
 
     from ibmdn.errors import BadImageError, IbmdnError
     from ibmdn.inference import resolve_device
-    device = resolve_device(args.device)
+
+    onnx = getattr(args, "engine", "torch") == "onnxruntime"
+    if onnx:
+        from ibmdn.export import OrtNetwork, require_onnx
+
+        require_onnx()
+        if args.precision != "fp32":
+            raise IbmdnError(f"--engine onnxruntime runs fp32 only, not --precision {args.precision}")
+    device = resolve_device("cpu" if onnx else args.device)  # ONNX Runtime reads its input from the CPU
     files, problems = collect_inputs(args.inputs)
     model, desc = load_model(args.model, args.scale, args.weights, args.weights_root, device, args.precision,
                              fuse=not args.no_fuse)
     exact_ok = exact_tiling_supported(model)
+    if onnx:
+        model = OrtNetwork(model, args.model, args.scale, device=args.device,
+                           log=lambda m: print(m, file=sys.stderr))
+        desc += ", onnxruntime"
     opts = UpscaleOptions(scale=args.scale, tile=args.tile, overlap=args.overlap,
                           approx_tiles=getattr(args, "approx_tiles", False), precision=args.precision,
                           overwrite=args.overwrite, suffix=args.suffix)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"{args.model} x{args.scale} ({desc}) on {device}, {args.precision}; {len(files)} file(s) -> {out_dir}",
-          file=sys.stderr)
+    where = model.providers[0] if onnx else device
+    print(f"{args.model} x{args.scale} ({desc}) on {where}, {args.precision}; {len(files)} file(s) -> "
+          f"{out_dir}", file=sys.stderr)
     if not exact_ok and not opts.approx_tiles and opts.tile >= 0:
         print("note: this network cannot be tiled exactly (unfused, or ESA's strided attention); large images are "
               "tiled with per-tile statistics", file=sys.stderr)

@@ -107,7 +107,7 @@ def test_worst_crop_finds_the_error():
 
 
 def test_trained_checkpoint_shipped_or_profile_run(tmp_path):
-    from ibmdn.upscale import DEFAULT_MODEL, shipped_weights
+    from ibmdn.shipped import DEFAULT_MODEL, shipped_weights
 
     model, path, label, note = tables.trained_checkpoint("ibmdn", 4, tables.SHIPPED)
     best = shipped_weights(DEFAULT_MODEL, 4)[0]

@@ -28,6 +28,27 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One ONNX graph cache for the module: tests upscaling with the same checkpoint export it once."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture
+def onnxruntime(monkeypatch, onnx_cache):
+    """The onnxruntime engine's packages (skips without them) and the module's graph cache."""
+    for mod in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(mod)
+    monkeypatch.setenv("IBMDN_CACHE", str(onnx_cache))
+    return "onnxruntime"
+
+
+@pytest.fixture(params=["torch", "onnxruntime"])
+def engine(request):
+    """``--engine``: the onnxruntime engine must behave as the torch engine."""
+    return request.getfixturevalue("onnxruntime") if request.param == "onnxruntime" else "torch"
+
+
 def _rgb(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
@@ -36,7 +57,7 @@ def _run(*argv) -> int:
     return main(["upscale", *map(str, argv), "--no-progress"])
 
 
-def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
+def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys, engine):
     """Acceptance 5: good files written, the bad one named, exit status non-zero, nothing overwritten."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -47,7 +68,8 @@ def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
     Image.fromarray(_rgb(8, 8, 3)).save(src / "c.png")
     (src / "notes.txt").write_text("not an image, ignored in folders")
     (out / "c.png").write_bytes(b"precious")  # an existing output
-    rc = _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out)
+    rc = _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out,
+              "--engine", engine)
     err = capsys.readouterr().err
     assert rc != 0
     assert "broken.png" in err and "c.png exists" in err and "--overwrite" in err
@@ -59,11 +81,11 @@ def test_folder_with_a_bad_file(tmp_path, checkpoint, capsys):
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
     # with --overwrite and only good inputs: everything written, status 0
     rc = _run(src / "c.png", src / "a.png", "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out,
-              "--overwrite")
+              "--overwrite", "--engine", engine)
     assert rc == 0 and read_image_info(out / "c.png").width == 16
 
 
-def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
+def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint, engine):
     from ibmdn.upscale import _write_png16
 
     src, out = tmp_path / "in", tmp_path / "out"
@@ -75,7 +97,8 @@ def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
     rgba = np.dstack([_rgb(10, 9), np.full((10, 9), 255, np.uint8)])
     rgba[:, :4, 3] = 0  # left part fully transparent
     Image.fromarray(rgba).save(src / "alpha.png")
-    assert _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out) == 0
+    assert _run(src, "--model", "ibmdn", "--scale", 2, "--weights", checkpoint, "--out", out,
+                "--engine", engine) == 0
     deep = read_image_info(out / "deep.png")
     assert (deep.bits, deep.channels, deep.width, deep.height) == (16, 3, 18, 20)
     from ibmdn.data.io import _decode_png16
@@ -90,19 +113,19 @@ def test_keeps_bit_depth_gray_and_alpha(tmp_path, checkpoint):
     assert a[:, :6].max() <= 8 and a[:, 10:].min() >= 247
 
 
-def test_no_shipped_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    import ibmdn.upscale as up
+def test_no_shipped_weights_is_a_clear_error(tmp_path, monkeypatch, capsys, engine):
+    import ibmdn.shipped as shipped
 
-    monkeypatch.setattr(up, "WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "none")
     Image.fromarray(_rgb(8, 8)).save(tmp_path / "x.png")
-    rc = _run(tmp_path / "x.png", "--scale", 4, "--out", tmp_path / "out")
+    rc = _run(tmp_path / "x.png", "--scale", 4, "--out", tmp_path / "out", "--engine", engine)
     err = capsys.readouterr().err
     assert rc == 2 and "--weights" in err and "untrained" in err
     assert not (tmp_path / "out" / "x.png").exists()
 
 
 def test_shipped_weights_found_described_and_checked(tmp_path, monkeypatch, checkpoint):
-    import ibmdn.upscale as up
+    import ibmdn.shipped as shipped
     from ibmdn.errors import ChecksumError
     from ibmdn.fileio import sha256_file
 
@@ -115,11 +138,11 @@ def test_shipped_weights_found_described_and_checked(tmp_path, monkeypatch, chec
             "weights_sha256": sha256_file(pth), "git": {"sha": "0123456789abcdef", "dirty": False},
             "date_utc": "2026-11-26T12:00:00+00:00", "config": {"batch_size": 16, "patch_size": 96}}
     (wdir / "ibmdn_x2_short.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(up, "WEIGHTS_DIR", wdir)
-    text = up.describe_shipped_weights()
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", wdir)
+    text = shipped.describe_shipped_weights()
     assert "ibmdn_x2_short.pth" in text and "400 steps" in text and "33.10 dB" in text and "0123456789" in text
     assert "ibmdn_x2_smoke.pth: no provenance file" in text
-    path, desc = up.resolve_weights("ibmdn", 2, None)
+    path, desc = shipped.resolve_weights("ibmdn", 2, None)
     assert path == str(pth) and "short" in desc  # 'short' preferred over 'smoke'
     code = "import sys; from ibmdn.cli import main; sys.exit(main(['upscale', '--help']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
@@ -127,13 +150,13 @@ def test_shipped_weights_found_described_and_checked(tmp_path, monkeypatch, chec
     meta["weights_sha256"] = "0" * 64
     (wdir / "ibmdn_x2_short.json").write_text(json.dumps(meta))
     with pytest.raises(ChecksumError):
-        up.resolve_weights("ibmdn", 2, None)
+        shipped.resolve_weights("ibmdn", 2, None)
 
 
 def test_exact_tiles_equal_untiled():
     """Acceptance 4 (tiling): tiled output equals untiled within 1e-4, CHFAB's global pooling included."""
     from ibmdn.fuse import fuse_for_inference
-    from ibmdn.upscale import exact_tiling_supported, receptive_radius, tiled_exact
+    from ibmdn.inference import exact_tiling_supported, receptive_radius, tiled_exact
 
     torch.manual_seed(0)
     model = build_model("ibmdn", scale=2, pattern="BsIBs-III").eval()  # 2 blocks: receptive radius 19
@@ -156,7 +179,7 @@ def test_exact_tiles_equal_untiled():
         ref = model(x)
         out = tiled_exact(fused, x, 2, tile=16)
         naive = torch.zeros_like(ref)
-        from ibmdn.upscale import tiled_approx
+        from ibmdn.inference import tiled_approx
 
         def sink(y0, y1, x0, x1, core):
             naive[:, :, 2 * y0:2 * y1, 2 * x0:2 * x1] = core
@@ -167,6 +190,32 @@ def test_exact_tiles_equal_untiled():
     # per-tile statistics (one pass, same context) differ by far more than float rounding: the test has
     # teeth (an untrained network's output depends only weakly on its attention, hence the ratio)
     assert naive_err > 20 * err and naive_err > 1e-5, (naive_err, err)
+
+
+def test_onnxruntime_engine_equals_torch_engine(tmp_path, checkpoint, onnxruntime):
+    """``--engine onnxruntime`` writes the torch engine's output (up to a rounding flip of one level) untiled,
+    tiled exactly (the statistics form: one ONNX graph per pass) and tiled approximately."""
+    from ibmdn.data.io import read_image
+
+    Image.fromarray(_rgb(21, 17, 5)).save(tmp_path / "a.png")
+    for mode in ([], ["--tile", "8"], ["--tile", "8", "--approx-tiles"]):
+        outs = {}
+        for e in ("torch", "onnxruntime"):
+            out = tmp_path / f"{e}{len(mode)}"
+            assert _run(tmp_path / "a.png", "--model", "ibmdn", "--scale", 2, "--weights", checkpoint,
+                        "--out", out, "--engine", e, *mode) == 0
+            outs[e] = read_image(out / "a.png").astype(int)
+        assert outs["torch"].shape == (42, 34, 3)
+        assert np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1, mode
+        assert (outs["torch"] != outs["onnxruntime"]).mean() < 0.01, mode
+
+
+def test_onnxruntime_engine_is_fp32_only(tmp_path, checkpoint, capsys, onnxruntime):
+    Image.fromarray(_rgb(8, 8)).save(tmp_path / "x.png")
+    rc = _run(tmp_path / "x.png", "--model", "ibmdn", "--scale", 2, "--weights", checkpoint,
+              "--out", tmp_path / "out", "--engine", onnxruntime, "--precision", "bf16")
+    assert rc == 2 and "fp32" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
@@ -189,13 +238,13 @@ def test_4k_input_upscales_under_4_gb(tmp_path, checkpoint):
 
 
 def test_weights_below_bicubic_warn(tmp_path, capsys):
-    import ibmdn.upscale as up
+    import ibmdn.shipped as shipped
 
     meta = {"model": "ibmdn", "scale": 2, "val_set": "Set5", "best_psnr": 33.1, "steps": 400}
-    s = up.Shipped(tmp_path / "ibmdn_x2_short.pth", "ibmdn", 2, "short", meta)
-    assert "below bicubic" in up.below_bicubic(s) and "33.66" in up.below_bicubic(s)
-    assert up.below_bicubic(up.Shipped(s.path, "ibmdn", 2, "short", {**meta, "best_psnr": 35.0})) is None
-    assert up.below_bicubic(up.Shipped(s.path, "ibmdn", 2, "short", None)) is None
+    s = shipped.Shipped(tmp_path / "ibmdn_x2_short.pth", "ibmdn", 2, "short", meta)
+    assert "below bicubic" in shipped.below_bicubic(s) and "33.66" in shipped.below_bicubic(s)
+    assert shipped.below_bicubic(shipped.Shipped(s.path, "ibmdn", 2, "short", {**meta, "best_psnr": 35.0})) is None
+    assert shipped.below_bicubic(shipped.Shipped(s.path, "ibmdn", 2, "short", None)) is None
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -203,11 +252,11 @@ def test_committed_weights_reproduce_their_validation(scale, data_root):
     """The weights shipped in the package: sidecar sha256, provenance, and their recorded Set5 PSNR-Y
     re-measured here on CPU in strict fp32 (1e-3 dB for CPU-trained weights; 0.1 dB for weights trained on a
     GPU, whose cuDNN convolutions ran in TF32 there)."""
-    import ibmdn.upscale as up
+    import ibmdn.shipped as shipped
     from ibmdn.evaluate import evaluate
     from ibmdn.fileio import sha256_file
 
-    found = up.shipped_weights(scale=scale)
+    found = shipped.shipped_weights(scale=scale)
     if not found:
         pytest.skip(f"no x{scale} weights shipped")
     for s in found:
@@ -218,7 +267,7 @@ def test_committed_weights_reproduce_their_validation(scale, data_root):
         psnr = float(evaluate(model, "Set5", scale, device="cpu", data_root=data_root)["psnr"].mean())
         tol = 0.1 if "cuda" in str(m.get("train_device")) else 1e-3
         assert abs(psnr - m["val_psnr"]) < tol, (s.path.name, psnr, m["val_psnr"])
-        assert up.below_bicubic(s) is None, f"{s.path.name} scores below bicubic"
+        assert shipped.below_bicubic(s) is None, f"{s.path.name} scores below bicubic"
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -226,12 +275,12 @@ def test_default_weights_are_never_much_worse_than_bicubic(scale, data_root):
     """``ibmdn upscale``'s default network and weights (fused, as the command runs them) on full-contrast
     patterns and the most contrasted Urban100 tiles: no image more than 1 dB below bicubic interpolation
     (the faithful IBMDN's eval-mode blow-up made some 10-15 dB worse)."""
-    import ibmdn.upscale as up
+    import ibmdn.shipped as shipped
     from ibmdn.experiments.stability import MUCH_WORSE_DB, contrast_suite, versus_bicubic
 
-    if not up.shipped_weights(up.DEFAULT_MODEL, scale):
-        pytest.skip(f"no {up.DEFAULT_MODEL} x{scale} weights shipped")
-    model, desc = up.load_model(up.DEFAULT_MODEL, scale, None)
+    if not shipped.shipped_weights(shipped.DEFAULT_MODEL, scale):
+        pytest.skip(f"no {shipped.DEFAULT_MODEL} x{scale} weights shipped")
+    model, desc = shipped.load_model(shipped.DEFAULT_MODEL, scale, None)
     df = versus_bicubic(model, scale, contrast_suite(scale, root=data_root))
     assert len(df) > 20 and (df["gain"] >= -MUCH_WORSE_DB).all(), (desc, df.sort_values("gain").head().to_string())
 
@@ -239,7 +288,7 @@ def test_default_weights_are_never_much_worse_than_bicubic(scale, data_root):
 def test_shipped_weights_carry_their_benchmark_numbers():
     """The numbers --help shows for each shipped checkpoint are the committed four-benchmark evaluation."""
     from ibmdn.results import read_table
-    from ibmdn.upscale import shipped_weights
+    from ibmdn.shipped import shipped_weights
 
     table = read_table(Path(__file__).resolve().parents[1] / "results" / "shipped_eval.csv")
     for s in shipped_weights():

@@ -47,7 +47,7 @@ class GlobalStatistic(InferenceOnly):
     """Base of the inference forms of attention blocks that reduce their input over the whole image.
 
     ``stats_hook`` (default None: compute ``contrast_and_mean(x)``) lets a caller supply or collect the
-    statistic, which is what exact tiled inference needs (:func:`ibmdn.upscale.tiled_exact`): a tile
+    statistic, which is what exact tiled inference needs (:func:`ibmdn.inference.tiled_exact`): a tile
     sees only part of the image, so the image's statistic is gathered in a first pass over the tiles
     and injected in the second.
     """

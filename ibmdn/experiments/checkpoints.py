@@ -85,7 +85,7 @@ def bicubic_eval(**kw) -> pd.DataFrame:
 def shipped_eval(**kw) -> pd.DataFrame:
     """The package's shipped checkpoints (``ibmdn/weights``) on the four benchmarks (table ``shipped_eval``;
     ``weights`` = ``shipped-<tag>``)."""
-    from ibmdn.upscale import shipped_weights
+    from ibmdn.shipped import shipped_weights
 
     rows = [(s.model, s.scale, str(s.path), Protocol()) for s in shipped_weights()]
     df = run_rows("shipped_eval", rows, **kw)
@@ -96,7 +96,7 @@ def annotate_shipped(df: pd.DataFrame) -> list[Path]:
     """Write each shipped checkpoint's benchmark numbers (``shipped_eval`` rows) into the JSON beside it
     (``benchmarks``: PSNR-Y / SSIM-Y per set, the protocol), where ``ibmdn upscale --help`` reads them."""
     from ibmdn.results import dumps_json
-    from ibmdn.upscale import shipped_weights
+    from ibmdn.shipped import shipped_weights
 
     done = []
     for s in shipped_weights():

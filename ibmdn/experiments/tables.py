@@ -228,7 +228,7 @@ def trained_checkpoint(model: str, scale: int, profile: str = SHIPPED,
     None when there is no such checkpoint (the caller says so).
     """
     if profile == SHIPPED:
-        from ibmdn.upscale import DEFAULT_MODEL, shipped_weights
+        from ibmdn.shipped import DEFAULT_MODEL, shipped_weights
 
         found = shipped_weights(DEFAULT_MODEL, scale)
         if not found:
