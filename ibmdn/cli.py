@@ -92,13 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="ibmdn,rfdn_aim,imdn,depthibn", help="comma-separated model names")
     p.add_argument("--impl", default="unfold,shift", help="involution implementations (unfold, shift)")
     p.add_argument("--paths", default="eager,compiled,fused,fused-compiled",
-                   help="execution paths: eager|compiled, optionally fused, -cl, -bf16, -fp16 (e.g. fused-compiled-cl)")
+                   help="execution paths: eager|compiled, optionally fused, -cl, -bf16, -fp16 (e.g. fused-compiled-cl); "
+                   "ort, fused-ort: ONNX Runtime (CPU, fp32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--sizes", default="128", help="LR input sizes, N or HxW, comma-separated")
     p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: leave as is)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=20, help="timed forward passes (median reported; >= 20)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="the repeats are timed in this many interleaved rounds of all paths (repeats // rounds each)")
     p.add_argument("--no-train", action="store_true", help="skip the training-step measurement")
     p.add_argument("--train-paths", default="eager", help="training paths: eager, compiled")
     p.add_argument("--train-repeats", type=int, default=10)

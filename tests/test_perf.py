@@ -295,7 +295,7 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
     from ibmdn.results import read_table, write_table
 
     cfg = BenchConfig(models=("ibmdn", "rfdn_aim"), paths=("eager", "fused"), impls=("unfold", "shift"),
-                      sizes=((16, 16),), threads=1, warmup=1, repeats=3, train=False, profile=True)
+                      sizes=((16, 16),), threads=1, warmup=1, repeats=3, rounds=1, train=False, profile=True)
     df, extra = run_bench(cfg, log=lambda s: None)
     assert not extra["errors"], extra["errors"]
     assert len(extra["profiles"]) == 6 and all("Self CPU" in t for t in extra["profiles"].values())
@@ -315,6 +315,122 @@ def test_bench_rows_table_plot_and_acceptance(tmp_path):
     assert len(summary_table(back))
     png = bench_figure(path, tmp_path / "bench-cpu.png")
     assert png.stat().st_size > 1000
+
+
+def test_bench_path_ort_tokens():
+    from ibmdn.errors import IbmdnError
+    from ibmdn.experiments.bench import Path_
+
+    assert Path_.parse("ort").ort and not Path_.parse("ort").fused
+    p = Path_.parse("fused-ort")
+    assert p.ort and p.fused and not p.compiled and p.dtype == torch.float32
+    assert not Path_.parse("fused-compiled-cl-bf16").ort
+    for bad in ("compiled-ort", "fused-compiled-ort", "ort-cl", "ort-bf16", "ort-fp16", "eager-ort"):
+        with pytest.raises(IbmdnError, match="ort .*combines with fused only"):
+            Path_.parse(bad)
+
+
+def test_bench_interleaved_calls_rotate_rounds():
+    from ibmdn.experiments.bench import interleaved_calls
+
+    order = []
+    fns = {k: (lambda k=k: order.append(k)) for k in "abcd"}
+    out = interleaved_calls(fns, torch.device("cpu"), rounds=4, calls=2, warmup=1, settle=1)
+    assert {k: [len(r) for r in rs] for k, rs in out.items()} == {k: [2, 2, 2, 2] for k in "abcd"}
+    rounds = order[4:]  # after one warm-up call each: per round, every entry 1 settle + 2 timed calls
+    starts = [rounds[i * 12] for i in range(4)]
+    assert starts == ["a", "b", "c", "d"] and all(rounds[i:i + 3] == [rounds[i]] * 3 for i in range(0, 48, 3))
+
+
+def test_bench_engines_interleaved_in_rounds_with_ratio_spread(tmp_path):
+    """Every (model, path) of two networks, PyTorch and ONNX Runtime, timed in rounds: per-round medians,
+    and acceptance ratios whose median over rounds lies within their spread."""
+    pytest.importorskip("onnxruntime")
+    from ibmdn.experiments.bench import BenchConfig, acceptance, run_bench, summary_table
+    from ibmdn.experiments.plots import bench_figure
+    from ibmdn.results import read_table, write_table
+
+    cfg = BenchConfig(models=("imdn", "ibmdn"), paths=("eager", "fused", "fused-ort"), impls=("unfold", "shift"),
+                      sizes=((16, 16),), threads=1, warmup=1, repeats=4, rounds=2, train=False)
+    df, extra = run_bench(cfg, log=lambda s: None)
+    assert not extra["errors"] and not extra["skipped"], extra
+    path = write_table(df, tmp_path / "bench-cpu.csv", {"test": True})
+    back = read_table(path)
+    assert bench_figure(path, tmp_path / "bench-cpu.png").stat().st_size > 1000
+    lat = back[back["metric"] == "latency"]
+    assert set(zip(lat["model"], lat["weights"])) == {
+        ("imdn", "eager"), ("imdn", "fused"), ("imdn", "fused-ort"), ("ibmdn", "eager-unfold"),
+        ("ibmdn", "eager-shift"), ("ibmdn", "fused-unfold"), ("ibmdn", "fused-shift"), ("ibmdn", "fused-ort")}
+    assert (lat["n_images"] == 4).all() and (lat["value"] > 0).all()
+    for model, weights in zip(lat["model"], lat["weights"]):
+        got = back[(back["model"] == model) & (back["weights"] == weights)]
+        assert {"latency_round1", "latency_round2"} <= set(got["metric"]) and "latency_round3" not in set(got["metric"])
+        assert (got.loc[got["metric"].str.startswith("latency_round"), "n_images"] == 2).all()
+        assert ("peak_mem" in set(got["metric"])) != weights.endswith("ort")  # ONNX Runtime: peak_rss only
+    assert (back.loc[back["weights"] == "fused-ort", "metric"] == "compile_time").sum() == 2
+    wide = summary_table(back)
+    assert len(wide) == 8 and (wide["round_min"] <= wide["round_max"]).all()
+    acc = extra["acceptance"][0]
+    assert acc["memory_path"] != "fused-ort" and "latency_vs_peer" not in acc  # no rfdn_aim measured
+    peer = acceptance(back, "lr16x16", peer="imdn")
+    for a, key in ((acc, "latency_vs_reference"), (peer, "latency_vs_reference"), (peer, "latency_vs_peer")):
+        assert a[key + "_min"] <= a[key] <= a[key + "_max"], (key, a)
+    ratio = back[back["metric"].str.startswith("latency_vs_reference")]
+    assert set(ratio["metric"]) == {"latency_vs_reference", "latency_vs_reference_min", "latency_vs_reference_max"}
+    assert set(ratio["weights"]) == {acc["model_path"]} and (ratio["unit"] == "1").all()
+    assert float(ratio.loc[ratio["metric"] == "latency_vs_reference", "value"].iloc[0]) == pytest.approx(
+        acc["latency_vs_reference"], abs=1e-3)
+
+
+def test_bench_command_writes_rounds_ratios_and_fastest_paths(tmp_path, capsys):
+    import re
+
+    from ibmdn.cli import main
+    from ibmdn.results import read_meta
+
+    code = main(["bench", "--models", "imdn,ibmdn", "--paths", "eager,fused", "--impl", "unfold,shift", "--sizes", "16",
+                 "--threads", "1", "--warmup", "1", "--repeats", "4", "--rounds", "2", "--no-train", "--no-plot",
+                 "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "fastest per network (lr16x16): ibmdn " in out and "imdn " in out
+    assert "acceptance (lr16x16)" in out and "x (rounds " in out
+    meta = read_meta(tmp_path / "bench-cpu.csv")["provenance"]
+    assert meta["parameters"]["rounds"] == 2 and meta["skipped"] == [] and meta["command"].startswith("ibmdn bench")
+    assert "latency_vs_reference_min" in meta["acceptance"][0]
+    for bad, why in ((["--repeats", "2", "--rounds", "3"], "must be at least --rounds"),
+                     (["--paths", "compiled-ort"], "ort .*combines with fused only")):
+        assert main(["bench", "--models", "imdn", "--no-train", "--no-plot", "--out", str(tmp_path), *bad]) == 2
+        assert re.search(why, capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_bench_compiled_paths_stay_compiled_through_the_rounds():
+    """Compiled entries of one class live side by side (one dynamo cache entry each) and are timed in rounds
+    without a recompilation (the rounds would raise); bf16 is a path like the others."""
+    from ibmdn.experiments.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(models=("ibmdn",), paths=("fused-compiled", "fused-compiled-cl-bf16"), impls=("shift",),
+                      sizes=((16, 16),), threads=1, warmup=1, repeats=2, rounds=2, train=False)
+    df, extra = run_bench(cfg, log=lambda s: None)
+    assert not extra["errors"], extra["errors"]
+    lat = df[df["metric"] == "latency_round2"]
+    assert set(lat["weights"]) == {"fused-compiled-shift", "fused-compiled-cl-bf16-shift"}
+
+
+def test_bench_ort_without_onnx_packages_is_skipped(monkeypatch):
+    import ibmdn.export
+    from ibmdn.experiments.bench import BenchConfig, run_bench
+
+    def missing():
+        raise ibmdn.export.OnnxUnavailableError("no onnxruntime here")
+
+    monkeypatch.setattr(ibmdn.export, "require_onnx", missing)
+    cfg = BenchConfig(models=("imdn",), paths=("eager", "ort"), sizes=((16, 16),), threads=1, warmup=1, repeats=2,
+                      rounds=2, train=False)
+    df, extra = run_bench(cfg, log=lambda s: None)
+    assert extra["skipped"] == ["imdn ort: no onnxruntime here"] and not extra["errors"]
+    assert set(df.loc[df["metric"] == "latency", "weights"]) == {"eager"}
 
 
 def test_trainer_step_is_the_trainers_own_and_updates_weights():

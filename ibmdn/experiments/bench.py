@@ -7,24 +7,37 @@ and one thread count:
   counts involution's per-pixel application through ``extra_macs``) of the architecture (``weights``
   = ``reference``; a fused network has the same function but merged weights, so its own counts are
   not the architecture's);
-* ``latency`` (ms): the median of ``repeats`` (>= 20) timed forward passes after ``warmup`` untimed
-  ones, batch 1, under ``torch.inference_mode``; ``latency_min`` and ``latency_iqr`` beside it. CPU:
-  ``time.perf_counter`` around each call; CUDA: CUDA events (as :func:`ibmdn.metrics.complexity.latency`,
-  which returns only the median);
-* ``peak_mem`` (MiB): CUDA: ``torch.cuda.max_memory_allocated`` over the whole life of the path (moving
-  the model and input to the GPU, compiling, capturing, warm-up and timed passes) minus what was allocated
+* ``latency`` (ms): all (model, path, implementation) callables are prepared first (built, compiled or
+  exported, ``warmup`` untimed calls), then timed *interleaved in rounds* (:func:`interleaved_calls`):
+  ``rounds`` rounds, in each of which every callable runs one untimed call and then ``repeats // rounds``
+  timed ones, the order rotated from round to round, so that a machine whose speed drifts slows all paths
+  alike. Batch 1, under ``torch.inference_mode``. ``latency`` is the median of all timed calls, with
+  ``latency_min`` and ``latency_iqr``; ``latency_round1`` ... ``latency_round<R>`` are the per-round
+  medians. CPU: ``time.perf_counter`` around each call; CUDA: CUDA events (as
+  :func:`ibmdn.metrics.complexity.time_calls`);
+* ``latency_vs_peer`` and ``latency_vs_reference`` (ratio, unit ``1``; rows of ``ibmdn``'s fastest path):
+  :func:`acceptance`'s ratios of ibmdn's fastest path to ``rfdn_aim``'s fastest and to ibmdn's fastest
+  unfused ``unfold`` path, the median over rounds of the ratio of per-round medians, with ``_min`` /
+  ``_max``: the fastest and slowest round's ratio (the spread the drift leaves);
+* ``peak_mem`` (MiB), measured in a separate pass when a callable is prepared, before any timing: CUDA:
+  ``torch.cuda.max_memory_allocated`` over the whole preparation of the path (moving
+  the model and input to the GPU, compiling, capturing, warm-up) minus what was allocated
   before it: weights and input are included (under 3 MiB for these networks) and so is a CUDA graph's
   private memory pool, which a reset after warm-up would hide (compiled paths then read 0: the first
   CUDA run, 2026-11-26, measured it that way and its compiled-path memory is void). CPU:
-  PyTorch keeps no counter, so the forward pass runs under ``torch.profiler`` with
+  PyTorch keeps no counter, so one forward pass runs under ``torch.profiler`` with
   ``profile_memory=True`` and the allocation / free events of PyTorch's CPU allocator are replayed in
   time order; the peak of the running sum is the peak of tensor memory the pass adds (activations,
   output, inductor's buffers). Allocations that bypass PyTorch's allocator (oneDNN scratch space,
   the Python heap) are not seen: ``peak_rss`` (MiB, CPU only) is the second, coarser measure: the
   rise of the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs`` after
   ``malloc_trim``) over its resident set before the pass; it includes everything but also allocator
-  caching effects, and reads 0 where the OS does not allow the reset;
-* ``compile_time`` (s) of compiled paths: the first call, which traces and compiles;
+  caching effects, and reads 0 where the OS does not allow the reset. ONNX Runtime allocates outside
+  PyTorch, so ``ort`` paths have no ``peak_mem`` row, only ``peak_rss``, taken over the first call of a
+  fresh session of the same graph (ONNX Runtime keeps its buffers in an arena after the first call, so a
+  later call would read close to 0);
+* ``compile_time`` (s) of compiled paths: the first call, which traces and compiles; of ``ort`` paths:
+  the ONNX export, the session's creation and the first call;
 * ``train_step`` (ms) and ``train_peak_mem`` (MiB): the trainer's own step (:func:`trainer_step`, the
   ``short`` profile's loss and optimiser) at batch 16 with HR 192x192 patches (LR 192/scale), median of
   ``train_repeats`` after two warm-up steps, for the ``train_paths`` (eager, compiled); ``dataset`` is
@@ -36,15 +49,22 @@ Paths (``--paths``, tokens joined by ``-``): ``eager`` (the module as built); ``
 (``torch.compile``, inductor, weights frozen for inference with ``freezing=True``; on CUDA with
 ``mode="reduce-overhead"``, i.e. CUDA graphs; ``-nchw`` turns off inductor's layout optimisation, which
 converts convolutions to channels-last); ``fused`` (:func:`ibmdn.fuse.fuse_for_inference`: BatchNorms
-folded, shared-input 1x1 convs stacked, global fusion incremental); ``fused-compiled``. Suffixes:
+folded, shared-input 1x1 convs stacked, global fusion incremental); ``fused-compiled``; ``ort`` and
+``fused-ort``: the network exported to ONNX and run by ONNX Runtime (:class:`ibmdn.export.OrtNetwork`,
+CPU, fp32, as many threads as PyTorch; no other token combines with it). Suffixes:
 ``-cl`` runs in ``channels_last``; ``-bf16`` / ``-fp16`` cast model and input to that type; CUDA runs
 strict fp32 (TF32 off) unless ``-tf32``. Implementations (``--impl``): the involution application,
-``unfold`` (reference) and ``shift``; models without involution are measured once per path.
+``unfold`` (reference) and ``shift``; models without involution are measured once per path, and so are
+``ort`` paths (the exported graph applies involution through ``unfold``,
+:func:`ibmdn.export.prepare_for_export`). A path a network or the installation does not support (``ort``
+without the optional ONNX packages, for a network that is not exported, or on CUDA) is skipped, and
+the reason is logged and kept in the sidecar (``skipped``).
 
 Each row is one number in the project's LONG schema (``table=bench``): ``weights`` is
 ``<path>[-<impl>]`` (e.g. ``eager-unfold``, ``fused-compiled-shift``, ``compiled`` for a model without
 involution), ``dataset`` the input as ``lr<H>x<W>`` (``lr128x128``; ``--sizes 180x320`` is the
-320x180 -> 1280x720 geometry of docs/protocol.md), ``n_images`` the number of timed runs. Written to
+320x180 -> 1280x720 geometry of docs/protocol.md), ``n_images`` the number of timed runs (of a round for
+``latency_round<k>``, the number of rounds for the ratios). Written to
 ``<out>/bench-<device>.csv`` + ``.meta.json`` (threads, load average before and after, versions);
 :func:`ibmdn.experiments.plots.bench_figure` draws ``figures/bench-<device>.png`` from the CSV.
 """
@@ -57,6 +77,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +88,9 @@ import torch
 from torch import nn
 
 from ibmdn.errors import IbmdnError
-from ibmdn.metrics.complexity import MIB, peak_memory, sync, time_calls
+from ibmdn.metrics.complexity import MIB, cpu_peak_rss_bytes, peak_memory, sync, time_calls
 
-PATH_TOKENS = ("eager", "compiled", "fused", "cl", "nchw", "bf16", "fp16", "tf32")
+PATH_TOKENS = ("eager", "compiled", "fused", "ort", "cl", "nchw", "bf16", "fp16", "tf32")
 DEFAULT_PATHS = ("eager", "compiled", "fused", "fused-compiled")
 DEFAULT_MODELS = ("ibmdn", "rfdn_aim", "imdn", "depthibn")
 
@@ -88,6 +109,7 @@ class Path_:
     dtype: torch.dtype
     layout_optimization: bool = True
     tf32: bool = False
+    ort: bool = False
 
     @classmethod
     def parse(cls, name: str) -> Path_:
@@ -99,9 +121,13 @@ class Path_:
             raise IbmdnError(f"bad path {name!r}: eager and compiled exclude each other")
         if "nchw" in tokens and ("compiled" not in tokens or "cl" in tokens):
             raise IbmdnError(f"bad path {name!r}: nchw applies to compiled paths without cl")
+        clash = [t for t in tokens if t not in ("ort", "fused")]
+        if "ort" in tokens and clash:
+            raise IbmdnError(f"bad path {name!r}: ort (ONNX Runtime, fp32, its own graph optimisation) combines "
+                             f"with fused only (ort, fused-ort), not with {', '.join(clash)}")
         dtype = torch.bfloat16 if "bf16" in tokens else torch.float16 if "fp16" in tokens else torch.float32
         return cls(name, "fused" in tokens, "compiled" in tokens, "cl" in tokens, dtype, "nchw" not in tokens,
-                   "tf32" in tokens)
+                   "tf32" in tokens, "ort" in tokens)
 
 
 def has_involution(model: nn.Module) -> bool:
@@ -153,6 +179,41 @@ def prepare(model: nn.Module, path: Path_, impl: str | None, device: torch.devic
             sync(device)
             compile_s = time.perf_counter() - t0
     return fn, x, compile_s
+
+
+def ort_unsupported(name: str, device: torch.device) -> str | None:
+    """Why the ``ort`` paths are not measured for network ``name`` on ``device``, or None when they are."""
+    from ibmdn.export import OnnxUnavailableError, not_exportable, require_onnx
+
+    if device.type != "cpu":
+        return "ort paths are measured on the CPU only"
+    try:
+        require_onnx()
+    except OnnxUnavailableError as e:
+        return str(e)
+    return not_exportable(name)
+
+
+def ort_engine(model: nn.Module, path: Path_, name: str, scale: int, cache_dir: str):
+    """The ONNX Runtime engine of ``path`` (``ort`` or ``fused-ort``), exported when first called; its graph
+    is kept in ``cache_dir`` so that a second engine of the same network (:func:`_ort_memory`) reads it."""
+    from ibmdn.export import OrtNetwork
+    from ibmdn.fuse import fuse_for_inference
+
+    model = model.eval()
+    if path.fused:
+        model = fuse_for_inference(model)
+    return OrtNetwork(model, name, scale, device="cpu", cache_dir=cache_dir)
+
+
+def _ort_memory(engine, x: torch.Tensor) -> dict[str, float]:
+    """``peak_rss`` of the first call of a fresh session of ``engine``'s graph (module docstring)."""
+    from ibmdn.export import OrtNetwork
+
+    fresh = OrtNetwork(engine.network, engine.name, engine.scale, device="cpu", cache_dir=engine.cache_dir)
+    fresh.plain  # noqa: B018 - the session is created before the measured call
+    rss = cpu_peak_rss_bytes(lambda: fresh(x))
+    return {} if rss is None else {"peak_rss": rss / MIB}
 
 
 # ---------------------------------------------------------------------------------------- timing
@@ -212,17 +273,28 @@ def trainer_step(name: str, scale: int, device: torch.device, batch: int = 8, hr
     return step
 
 
+def interleaved_calls(fns: dict[str, Callable[[], object]], device: torch.device, rounds: int, calls: int,
+                      warmup: int = 2, settle: int = 0) -> dict[str, list[list[float]]]:
+    """Per entry and round, the ms of its ``calls`` timed calls (:func:`time_calls`). Every entry gets
+    ``warmup`` untimed calls first; then in each of ``rounds`` rounds the entries take turns, each with
+    ``settle`` untimed calls before its timed ones, the order rotated from round to round. A machine whose
+    speed drifts slows them alike, so per-round ratios hold."""
+    keys = list(fns)
+    for k in keys:
+        time_calls(fns[k], device, warmup, 0)
+    out: dict[str, list[list[float]]] = {k: [] for k in keys}
+    for r in range(rounds):
+        start = r * len(keys) // rounds
+        for k in keys[start:] + keys[:start]:
+            out[k].append(time_calls(fns[k], device, settle, calls))
+    return out
+
+
 def interleaved_times(fns: dict[str, Callable[[], object]], device: torch.device, rounds: int, steps: int,
                       warmup: int = 2) -> dict[str, list[float]]:
-    """Per entry, the median ms of ``steps`` calls in each of ``rounds`` rounds; the entries take turns
-    within every round, so a machine whose speed drifts slows them alike and per-round ratios hold."""
-    for fn in fns.values():
-        time_calls(fn, device, warmup, 1)
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            out[k].append(statistics.median(time_calls(fn, device, 0, steps)))
-    return out
+    """Per entry, the median ms of ``steps`` calls in each of ``rounds`` rounds (:func:`interleaved_calls`)."""
+    return {k: [statistics.median(ts) for ts in per_round]
+            for k, per_round in interleaved_calls(fns, device, rounds, steps, warmup).items()}
 
 
 def bench_train(models: tuple[str, ...], variants: tuple[str, ...], scale: int = 2, batch: int = 8, hr: int = 64,
@@ -305,6 +377,7 @@ class BenchConfig:
     threads: int | None = 2
     warmup: int = 5
     repeats: int = 20
+    rounds: int = 5
     train: bool = True
     train_paths: tuple[str, ...] = ("eager",)
     train_repeats: int = 10
@@ -337,26 +410,62 @@ def _profile_table(fn: Callable[[], object], device: torch.device | None = None,
         max_name_column_width=60, max_shapes_column_width=60)
 
 
-def _measure(model: nn.Module, path: Path_, impl: str | None, device: torch.device, example: torch.Tensor,
-             cfg: BenchConfig) -> tuple[list[float], dict[str, float], float, str | None]:
-    """(times, memory, compile seconds, profile table or None) of one model on one path."""
+@dataclass
+class _Prepared:
+    """One (model, path, implementation, size), ready to be timed: its call and what preparing it measured."""
+
+    model: str
+    tag: str
+    dataset: str
+    call: Callable[[], object]
+    compile_s: float
+    mem: dict[str, float]
+
+
+def _prepare_entry(name: str, path: Path_, impl: str | None, device: torch.device, size: tuple[int, int],
+                   cfg: BenchConfig, onnx_dir: str) -> tuple[_Prepared, str | None]:
+    """Build, compile or export and warm up one entry, and measure its memory (a pass of its own, before any
+    timing); returns it with its profile table (``cfg.profile``) or None."""
+    from ibmdn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, scale=cfg.scale)
+    example = torch.rand(1, 3, *size)
+    tag = path.name if impl is None else f"{path.name}-{impl}"
+    ds = f"lr{size[0]}x{size[1]}"
+    if path.ort:
+        engine = ort_engine(model, path, name, cfg.scale, onnx_dir)
+        t0 = time.perf_counter()
+        engine(example)  # exports the graph and creates the session
+        compile_s = time.perf_counter() - t0
+
+        def call():
+            return engine(example)
+
+        with torch.inference_mode():
+            time_calls(call, device, cfg.warmup, 0)
+        return _Prepared(name, tag, ds, call, compile_s, _ort_memory(engine, example)), None
     if device.type == "cuda":  # whole-path peak (see the module docstring)
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     fn, x, compile_s = prepare(model, path, impl, device, example)
-    prof = None
+
+    def call():
+        if device.type == "cuda":  # the flags are global; each path runs under its own
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = path.tf32
+        return fn(x)
+
     with _inductor_inference_config(path.layout_optimization), torch.inference_mode():
-        times = time_calls(lambda: fn(x), device, cfg.warmup, cfg.repeats)
+        time_calls(call, device, cfg.warmup, 0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             mem = {"peak_mem": (torch.cuda.max_memory_allocated(device) - base) / MIB}
         else:
-            mem = peak_memory(lambda: fn(x), device)
-        if cfg.profile:
-            prof = _profile_table(lambda: fn(x), device)
-    return times, mem, compile_s, prof
+            mem = peak_memory(call, device)
+        prof = _profile_table(call, device) if cfg.profile else None
+    return _Prepared(name, tag, ds, call, compile_s, mem), prof
 
 
 def _failed(errors: list[str], log: Callable[[str], None], what: str, e: Exception) -> None:
@@ -370,8 +479,11 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log) -> tuple[pd.D
     """Measure everything of ``cfg`` with ``cfg.threads`` CPU threads (restored afterwards).
 
     Returns:
-        (LONG table, extra provenance: ``profiles`` and ``errors``).
+        (LONG table, extra provenance: ``profiles``, ``errors``, ``skipped`` (paths not measured, with the
+        reason) and ``acceptance`` (:func:`acceptance` per input size, when ``ibmdn`` was measured)).
     """
+    if cfg.rounds < 1 or cfg.repeats < cfg.rounds:
+        raise IbmdnError(f"--repeats ({cfg.repeats}) must be at least --rounds ({cfg.rounds}), which must be >= 1")
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -379,6 +491,18 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log) -> tuple[pd.D
         return _run_bench(cfg, log)
     finally:
         torch.set_num_threads(threads_before)
+
+
+def _latency_rows(p: _Prepared, per_round: list[list[float]]) -> list[dict]:
+    times = [t for ts in per_round for t in ts]
+    med, lo, iqr = _quantiles(times)
+    n = len(times)
+    rows = [_row(p.model, p.tag, p.dataset, "latency", med, "ms", n),
+            _row(p.model, p.tag, p.dataset, "latency_min", lo, "ms", n),
+            _row(p.model, p.tag, p.dataset, "latency_iqr", iqr, "ms", n)]
+    rows += [_row(p.model, p.tag, p.dataset, f"latency_round{k}", statistics.median(ts), "ms", len(ts))
+             for k, ts in enumerate(per_round, 1)]
+    return rows
 
 
 def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
@@ -391,71 +515,98 @@ def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[pd.DataFra
     rows: list[dict] = []
     profiles: dict[str, str] = {}
     errors: list[str] = []
-    for name in cfg.models:
-        try:
-            probe = build_model(name, scale=cfg.scale)
-        except (KeyError, ValueError) as e:
-            raise IbmdnError(str(e).strip("'\"")) from None
-        inv = has_involution(probe)
-        rows.append(_row(name, "reference", "", "params", count_params(probe), "count"))
-        for h, w in cfg.sizes:
-            rows.append(_row(name, "reference", f"lr{h}x{w}", "macs", count_macs(probe, (1, 3, h, w)), "count"))
-        impls = list(cfg.impls) if inv else [None]
-        for path in paths:
-            for impl in impls:
-                tag = path.name if impl is None else f"{path.name}-{impl}"
-                for h, w in cfg.sizes:
-                    ds = f"lr{h}x{w}"
-                    torch.manual_seed(0)
-                    model = build_model(name, scale=cfg.scale)
-                    example = torch.rand(1, 3, h, w)
-                    try:
-                        times, mem, compile_s, prof = _measure(model, path, impl, device, example, cfg)
-                    except Exception as e:  # noqa: BLE001 - one failing path must not lose the run
-                        _failed(errors, log, f"{name} {tag} {ds}", e)
-                        continue
-                    finally:
-                        torch._dynamo.reset()
-                    if prof:
-                        profiles[f"{name} {tag} {ds}"] = prof
-                    med, lo, iqr = _quantiles(times)
-                    n = len(times)
-                    rows += [_row(name, tag, ds, "latency", med, "ms", n), _row(name, tag, ds, "latency_min", lo, "ms", n),
-                             _row(name, tag, ds, "latency_iqr", iqr, "ms", n)]
-                    rows += [_row(name, tag, ds, k, v, "MiB", 1) for k, v in mem.items()]
-                    if not math.isnan(compile_s):
-                        rows.append(_row(name, tag, ds, "compile_time", compile_s, "s", 1))
-                    extra = "" if math.isnan(compile_s) else f", compile {compile_s:.0f} s"
-                    log(f"  {name:10s} {tag:24s} {ds}: {med:8.1f} ms (min {lo:.1f}, iqr {iqr:.1f}), "
-                        f"peak {mem['peak_mem']:.1f} MiB{extra}")
-                    del model
-                    gc.collect()
-        if cfg.train:
-            for tp in cfg.train_paths:
-                for impl in impls:
-                    compiled = tp == "compiled"
-                    tag = tp if impl is None else f"{tp}-{impl}"
-                    ds = f"hr{cfg.train_hr}-b{cfg.train_batch}"
-                    try:
-                        over = {"compile": compiled, **({"involution_impl": impl} if impl else {})}
-                        step = trainer_step(name, cfg.scale, device, cfg.train_batch, cfg.train_hr, over)
-                        times = time_calls(step, device, 2, cfg.train_repeats)
-                        mem = peak_memory(step, device)
-                    except Exception as e:  # noqa: BLE001
-                        _failed(errors, log, f"{name} train {tag}", e)
-                        continue
-                    finally:
-                        torch._dynamo.reset()
-                    med, lo, _ = _quantiles(times)
-                    rows += [_row(name, tag, ds, "train_step", med, "ms", len(times)),
-                             _row(name, tag, ds, "train_peak_mem", mem["peak_mem"], "MiB", 1)]
-                    log(f"  {name:10s} train {tag:18s} {ds}: {med:8.1f} ms/step, peak {mem['peak_mem']:.0f} MiB")
-                    del step
-                    gc.collect()
+    skipped: list[str] = []
+    prepared: dict[str, _Prepared] = {}
+    impls_of: dict[str, list[str | None]] = {}
+    torch._dynamo.reset()
+    # every compiled entry stays alive until the rounds end: one cache entry each on its class's forward
+    dynamo_limits = torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=1024)
+    with tempfile.TemporaryDirectory(prefix="ibmdn-bench-onnx-") as onnx_dir, dynamo_limits:
+        for name in cfg.models:
+            try:
+                probe = build_model(name, scale=cfg.scale)
+            except (KeyError, ValueError) as e:
+                raise IbmdnError(str(e).strip("'\"")) from None
+            rows.append(_row(name, "reference", "", "params", count_params(probe), "count"))
+            for h, w in cfg.sizes:
+                rows.append(_row(name, "reference", f"lr{h}x{w}", "macs", count_macs(probe, (1, 3, h, w)), "count"))
+            impls_of[name] = list(cfg.impls) if has_involution(probe) else [None]
+            ort_why = ort_unsupported(name, device) if any(p.ort for p in paths) else None
+            for path in paths:
+                if path.ort and ort_why:
+                    skipped.append(f"{name} {path.name}: {ort_why}")
+                    log(f"  skipped {skipped[-1]}")
+                    continue
+                for impl in [None] if path.ort else impls_of[name]:
+                    for size in cfg.sizes:
+                        what = f"{name} {path.name}{'' if impl is None else '-' + impl} lr{size[0]}x{size[1]}"
+                        try:
+                            entry, prof = _prepare_entry(name, path, impl, device, size, cfg, onnx_dir)
+                        except Exception as e:  # noqa: BLE001 - one failing path must not lose the run
+                            _failed(errors, log, what, e)
+                            continue
+                        prepared[what] = entry
+                        if prof:
+                            profiles[what] = prof
+                        rows += [_row(name, entry.tag, entry.dataset, k, v, "MiB", 1) for k, v in entry.mem.items()]
+                        if not math.isnan(entry.compile_s):
+                            rows.append(_row(name, entry.tag, entry.dataset, "compile_time", entry.compile_s, "s", 1))
+                        mem = ", ".join(f"{k} {v:.1f} MiB" for k, v in entry.mem.items())
+                        extra = "" if math.isnan(entry.compile_s) else f", compile {entry.compile_s:.1f} s"
+                        log(f"  prepared {what}: {mem}{extra}")
+        calls = cfg.repeats // cfg.rounds
+        log(f"  timing {len(prepared)} entries interleaved: {cfg.rounds} rounds of {calls} calls each")
+        # a recompilation now would time something else than what was prepared: fail instead
+        with torch.inference_mode(), torch._dynamo.config.patch(error_on_recompile=True):
+            times = interleaved_calls({k: e.call for k, e in prepared.items()}, device, cfg.rounds, calls,
+                                      warmup=0, settle=1)
+    for what, entry in prepared.items():
+        per_round = times[what]
+        rows += _latency_rows(entry, per_round)
+        medians = [statistics.median(ts) for ts in per_round]
+        log(f"  {what:44s} {statistics.median([t for ts in per_round for t in ts]):8.1f} ms "
+            f"(rounds {min(medians):.1f}-{max(medians):.1f})")
+    prepared.clear()
+    gc.collect()
+    torch._dynamo.reset()
+    if cfg.train:
+        for name in cfg.models:
+            rows += _train_rows(name, impls_of[name], device, cfg, errors, log)
     df = pd.DataFrame(rows)
     df["scale"] = cfg.scale
-    extra = {"profiles": profiles, "errors": errors}
-    return df, extra
+    accept = [acceptance(df, f"lr{h}x{w}") for h, w in cfg.sizes] if "ibmdn" in cfg.models else []
+    ratio_rows = [r for a in accept for r in acceptance_rows(a, cfg.rounds)]
+    if ratio_rows:
+        df = pd.concat([df, pd.DataFrame(ratio_rows).assign(scale=cfg.scale)], ignore_index=True)
+    return df, {"profiles": profiles, "errors": errors, "skipped": skipped, "acceptance": accept}
+
+
+def _train_rows(name: str, impls: list[str | None], device: torch.device, cfg: BenchConfig, errors: list[str],
+                log: Callable[[str], None]) -> list[dict]:
+    """The training step of ``name`` on ``cfg.train_paths`` (module docstring)."""
+    rows = []
+    for tp in cfg.train_paths:
+        for impl in impls:
+            compiled = tp == "compiled"
+            tag = tp if impl is None else f"{tp}-{impl}"
+            ds = f"hr{cfg.train_hr}-b{cfg.train_batch}"
+            try:
+                over = {"compile": compiled, **({"involution_impl": impl} if impl else {})}
+                step = trainer_step(name, cfg.scale, device, cfg.train_batch, cfg.train_hr, over)
+                times = time_calls(step, device, 2, cfg.train_repeats)
+                mem = peak_memory(step, device)
+            except Exception as e:  # noqa: BLE001
+                _failed(errors, log, f"{name} train {tag}", e)
+                continue
+            finally:
+                torch._dynamo.reset()
+            med = statistics.median(times)
+            rows += [_row(name, tag, ds, "train_step", med, "ms", len(times)),
+                     _row(name, tag, ds, "train_peak_mem", mem["peak_mem"], "MiB", 1)]
+            log(f"  {name:10s} train {tag:18s} {ds}: {med:8.1f} ms/step, peak {mem['peak_mem']:.0f} MiB")
+            del step
+            gc.collect()
+    return rows
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -476,9 +627,35 @@ def _value(df: pd.DataFrame, model: str, weights: str, dataset: str, metric: str
     return float(s["value"].iloc[0]) if len(s) else None
 
 
+def _round_medians(df: pd.DataFrame, model: str, weights: str, dataset: str) -> list[float]:
+    """The ``latency_round<k>`` values of one path, in round order (empty for a table without rounds)."""
+    s = df[(df["model"] == model) & (df["weights"] == weights) & (df["dataset"] == dataset)
+           & df["metric"].str.fullmatch(r"latency_round\d+")]
+    return [v for _, v in sorted(zip(s["metric"].str[len("latency_round"):].astype(int), s["value"].astype(float)))]
+
+
+def _ratio(df: pd.DataFrame, dataset: str, a: tuple[str, str, float], b: tuple[str, str, float]) -> dict:
+    """``{"": ratio, "_min": ..., "_max": ...}`` of path ``a`` = (model, weights, ms) to path ``b``: the median
+    over rounds of the per-round ratio with its extremes, or the ratio of the medians for a table without
+    rounds (no extremes then)."""
+    ra, rb = _round_medians(df, a[0], a[1], dataset), _round_medians(df, b[0], b[1], dataset)
+    if ra and len(ra) == len(rb):
+        per_round = [x / y for x, y in zip(ra, rb)]
+        return {"": statistics.median(per_round), "_min": min(per_round), "_max": max(per_round)}
+    return {"": a[2] / b[2]}
+
+
 def acceptance(df: pd.DataFrame, dataset: str, model: str = "ibmdn", peer: str = "rfdn_aim") -> dict:
-    """Issue 5, acceptance 2: ratios of ``model``'s fastest path against the peer's and the unfold reference's."""
+    """Issue 5, acceptance 2: ratios of ``model``'s fastest path against the peer's and the unfold reference's.
+
+    Fastest: the lowest ``latency`` (median of all calls). ``latency_vs_peer`` / ``latency_vs_reference``:
+    the median over rounds of the per-round ratio, with ``_min`` / ``_max`` (:func:`_ratio`). Memory:
+    ``model``'s fastest path that has a ``peak_mem`` row (``memory_path``; ``ort`` paths have none) against
+    ``eager-unfold``.
+    """
     lat = df[(df["dataset"] == dataset) & (df["metric"] == "latency")]
+    has_mem = set(df.loc[(df["dataset"] == dataset) & (df["metric"] == "peak_mem") & (df["model"] == model),
+                         "weights"])
 
     def fastest(m: str, cond=lambda w: True):
         g = lat[(lat["model"] == m) & lat["weights"].map(cond)]
@@ -493,13 +670,13 @@ def acceptance(df: pd.DataFrame, dataset: str, model: str = "ibmdn", peer: str =
     w_r, t_r = fastest(model, lambda w: w.endswith("-unfold") and "fused" not in w)
     out.update(model_path=w_m, model_ms=t_m, peer=peer, peer_path=w_p, peer_ms=t_p, reference_path=w_r,
                reference_ms=t_r)
-    if t_m and t_p:
-        out["latency_vs_peer"] = t_m / t_p
-    if t_m and t_r:
-        out["latency_vs_reference"] = t_m / t_r
-    m_m = _value(df, model, w_m, dataset, "peak_mem") if w_m else None
+    for key, w_o, t_o, o in (("latency_vs_peer", w_p, t_p, peer), ("latency_vs_reference", w_r, t_r, model)):
+        if t_m and t_o:
+            out.update({key + k: v for k, v in _ratio(df, dataset, (model, w_m, t_m), (o, w_o, t_o)).items()})
+    w_mem, _ = fastest(model, lambda w: w in has_mem)
+    m_m = _value(df, model, w_mem, dataset, "peak_mem") if w_mem else None
     m_r = _value(df, model, "eager-unfold", dataset, "peak_mem")
-    out.update(model_peak_mib=m_m, reference_peak_mib=m_r)
+    out.update(memory_path=w_mem, model_peak_mib=m_m, reference_peak_mib=m_r)
     if m_m is not None and m_r:
         out["memory_vs_reference"] = m_m / m_r
     out["targets_met"] = {k: (out.get(k) is not None and out[k] <= 0.5)
@@ -507,12 +684,30 @@ def acceptance(df: pd.DataFrame, dataset: str, model: str = "ibmdn", peer: str =
     return out
 
 
+def acceptance_rows(acc: dict, rounds: int, model: str = "ibmdn") -> list[dict]:
+    """The latency ratios of :func:`acceptance` as rows of ``model``'s fastest path (unit ``1``)."""
+    return [_row(model, acc["model_path"], acc["dataset"], key + k, acc[key + k], "1", rounds)
+            for key in ("latency_vs_peer", "latency_vs_reference") for k in ("", "_min", "_max") if key + k in acc]
+
+
+def _spread(a: dict, key: str) -> str:
+    """``0.86x (rounds 0.84-0.88)`` for ratio ``key`` of an acceptance dict."""
+    text = f"{a.get(key, float('nan')):.2f}x"
+    return text + (f" (rounds {a[key + '_min']:.2f}-{a[key + '_max']:.2f})" if key + "_min" in a else "")
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per (model, weights, dataset), columns latency / latency_min / peak_mem / ..."""
+    """Wide view: one row per (model, weights, dataset), columns latency / latency_min / the fastest and slowest
+    round's median (``round_min`` / ``round_max``) / peak_mem / ..."""
     keep = ["latency", "latency_min", "peak_mem", "peak_rss", "compile_time", "train_step", "train_peak_mem"]
     sub = df[df["metric"].isin(keep)]
     wide = sub.pivot_table(index=["model", "dataset", "weights"], columns="metric", values="value", sort=True)
-    return wide[[c for c in keep if c in wide.columns]].round(1)
+    wide = wide[[c for c in keep if c in wide.columns]]
+    rounds = df[df["metric"].str.fullmatch(r"latency_round\d+")].groupby(["model", "dataset", "weights"])["value"]
+    if len(rounds):
+        wide.insert(min(2, wide.shape[1]), "round_min", rounds.min())
+        wide.insert(min(3, wide.shape[1]), "round_max", rounds.max())
+    return wide.round(1)
 
 
 def _load_average() -> list[float] | None:
@@ -543,7 +738,8 @@ def bench_command(args) -> int:
     cfg = BenchConfig(
         models=_csv_list(args.models), paths=_csv_list(args.paths), impls=_csv_list(args.impl),
         sizes=tuple(_parse_size(s) for s in _csv_list(args.sizes)), scale=args.scale, device=args.device,
-        threads=args.threads or None, warmup=args.warmup, repeats=args.repeats, train=not args.no_train,
+        threads=args.threads or None, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds,
+        train=not args.no_train,
         train_paths=_csv_list(args.train_paths), train_repeats=args.train_repeats, profile=args.profile,
     )
     if cfg.repeats < 20:
@@ -559,14 +755,15 @@ def bench_command(args) -> int:
     threads = cfg.threads or torch.get_num_threads()
     dev = device.type
     out = Path(args.out) / f"bench-{dev}.csv"
-    accept = [acceptance(df, f"lr{h}x{w}") for h, w in cfg.sizes] if "ibmdn" in cfg.models else []
+    accept = extra["acceptance"]
     meta = provenance(
         parameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
         threads=threads, load_average_before=load_before, load_average_after=load_after,
         memory_method=("cuda max_memory_allocated minus allocated before" if dev == "cuda" else
                        "peak_mem: replayed PyTorch CPU allocator events (torch.profiler profile_memory); "
-                       "peak_rss: VmHWM rise after malloc_trim + clear_refs"),
-        acceptance=accept, errors=extra["errors"],
+                       "peak_rss: VmHWM rise after malloc_trim + clear_refs (ort: first call of a fresh session)"),
+        acceptance=accept, errors=extra["errors"], skipped=extra["skipped"],
+        command="ibmdn bench " + " ".join(sys.argv[2:]),
     )
     write_table(df, out, meta, decimals=3)
     if extra["profiles"]:
@@ -584,11 +781,17 @@ def bench_command(args) -> int:
         print("architecture (weights=reference): parameters and multiply-adds")
         print(cost.to_string(float_format=lambda v: f"{v:,.0f}"))
         print(summary_table(df).to_string())
+    for ds in sorted(d for d in df["dataset"].dropna().unique() if str(d).startswith("lr")):
+        best = best_paths(df, ds)
+        print(f"fastest per network ({ds}): " + "; ".join(f"{r.model} {r.weights} {r.latency:.1f} ms"
+                                                           for r in best.itertuples()))
+    for why in extra["skipped"]:
+        print(f"skipped: {why}")
     for a in accept:
         print(f"acceptance ({a['dataset']}): ibmdn {a['model_path']} {a['model_ms'] or float('nan'):.1f} ms; "
-              f"{a['peer']} {a['peer_path']} {a['peer_ms'] or float('nan'):.1f} ms -> {a.get('latency_vs_peer', float('nan')):.2f}x; "
+              f"{a['peer']} {a['peer_path']} {a['peer_ms'] or float('nan'):.1f} ms -> {_spread(a, 'latency_vs_peer')}; "
               f"unfold reference {a['reference_path']} {a['reference_ms'] or float('nan'):.1f} ms -> "
-              f"{a.get('latency_vs_reference', float('nan')):.2f}x; peak memory vs eager-unfold "
+              f"{_spread(a, 'latency_vs_reference')}; peak memory of {a['memory_path']} vs eager-unfold "
               f"{a.get('memory_vs_reference', float('nan')):.2f}x; targets (<= 0.5x) met: {a['targets_met']}")
     print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs, {threads} threads)")
     print(f"wrote {out}" + (f" and {fig}" if fig else ""))
