@@ -243,12 +243,25 @@ def _device_words(prov: dict) -> str:
     return dev.get("cuda") or f"{dev.get('cpu', 'CPU')}"
 
 
+def _rounds(par: dict) -> str:
+    return f", interleaved in {par['rounds']} rounds" if par.get("rounds") else ""
+
+
+def _ratio(a: dict, key: str) -> str:
+    """``0.90x (rounds 0.85-0.95)``: an acceptance ratio with its spread over the bench's rounds."""
+    text = f"{a.get(key, float('nan')):.2f}x"
+    if a.get(f"{key}_min") is not None and a.get(f"{key}_max") is not None:
+        text += f" (rounds {a[f'{key}_min']:.2f}-{a[f'{key}_max']:.2f})"
+    return text
+
+
 def render_bench(df: pd.DataFrame) -> str:
     """Per input size: each model's fastest inference path (latency, peak memory), its cost and train step."""
     prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
     par = prov.get("parameters") or {}
     out = [f"`ibmdn bench` on {_device_words(prov)} ({prov.get('threads')} threads), x{par.get('scale')}, batch 1, "
-           f"fp32, median of {par.get('repeats')} after {par.get('warmup')} warm-up; paths measured: "
+           f"fp32 unless a path says bf16, median of {par.get('repeats')} calls after {par.get('warmup')} warm-up"
+           f"{_rounds(par)}; paths measured: "
            f"{', '.join(par.get('paths', []))}; involution: {', '.join(par.get('impls', []))}; "
            f"{_commit(prov.get('git'))}, {str(prov.get('date_utc', ''))[:10]}."]
     val = {(r.model, r.weights, r.dataset, r.metric): r.value for r in df.itertuples(index=False)}
@@ -274,10 +287,10 @@ def render_bench(df: pd.DataFrame) -> str:
                                    "train step ms, batch 16 HR 192", "train peak MiB"], rows, "lrrlrrrrr"))
     for a in prov.get("acceptance", []):
         out.append(f"\nibmdn against {a['peer']} (fastest paths, {a['dataset'][2:]}): latency "
-                   f"{a.get('latency_vs_peer', float('nan')):.2f}x; against its own unfold reference: latency "
-                   f"{a.get('latency_vs_reference', float('nan')):.2f}x (vs `{a.get('reference_path')}`, the unfold "
+                   f"{_ratio(a, 'latency_vs_peer')}; against its own unfold reference: latency "
+                   f"{_ratio(a, 'latency_vs_reference')} (vs `{a.get('reference_path')}`, the unfold "
                    f"form's fastest unfused path), peak memory {a.get('memory_vs_reference', float('nan')):.2f}x "
-                   f"(`{a.get('model_path')}` vs `eager-unfold`) (targets: at most 0.5x each).")
+                   f"(`{a.get('memory_path', a.get('model_path'))}` vs `eager-unfold`) (targets: at most 0.5x each).")
     return "\n".join(out)
 
 
