@@ -318,6 +318,18 @@ def prune_graph(proto, inputs: list[str], outputs: list[str]):
 # ---------------------------------------------------------------------------------------- engine
 
 
+def fingerprint(model: nn.Module, context: dict) -> str:
+    """sha256 (hex) of ``context``, ``model``'s module structure and every parameter and buffer (their
+    names, dtypes, shapes and bytes; 0-d buffers such as BatchNorm's step count included)."""
+    h = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
+    h.update(repr(model).encode())
+    for key, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def cached_export(model: nn.Module, name: str, scale: int, *, stats_io: bool = False, cache_dir=None,
                   log: Callable[[str], None] | None = None) -> bytes:
     """The serialised graph of ``model``, read from the cache or exported (and stored) now."""
@@ -327,15 +339,10 @@ def cached_export(model: nn.Module, name: str, scale: int, *, stats_io: bool = F
     from ibmdn.data.datasets import cache_root
     from ibmdn.fileio import atomic_write_bytes
 
-    h = hashlib.sha256(json.dumps({"torch": torch.__version__, "onnxscript": onnxscript.__version__,
-                                   "ibmdn": __version__, "opset": OPSET, "stats_io": stats_io}).encode())
-    h.update(repr(model).encode())
-    for key, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{key}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+    key = fingerprint(model, {"torch": torch.__version__, "onnxscript": onnxscript.__version__,
+                              "ibmdn": __version__, "opset": OPSET, "stats_io": stats_io})
     folder = cache_root(cache_dir) / "onnx"
-    path = folder / f"{name}_x{scale}{'_stats' if stats_io else ''}_{h.hexdigest()[:20]}.onnx"
+    path = folder / f"{name}_x{scale}{'_stats' if stats_io else ''}_{key[:20]}.onnx"
     if path.is_file():
         return path.read_bytes()
     if log:

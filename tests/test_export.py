@@ -132,3 +132,24 @@ def test_export_command(tmp_path, capsys):
         assert main(["export", name, "--scale", "4", "--out", str(tmp_path / f"{name}.onnx")]) == 2
         assert expected in capsys.readouterr().err
         assert not (tmp_path / f"{name}.onnx").exists()
+
+
+def test_unfused_network_with_batchnorm_runs_under_onnxruntime(lr_image, tmp_path):
+    """The trained (unfused) form, whose BatchNorms hold 0-d step counters, is cached and run as well:
+    the cache key covers 0-d buffers, and ONNX Runtime equals PyTorch in eval mode within 1e-4."""
+    from ibmdn.export import fingerprint
+
+    torch.manual_seed(0)
+    model = build_model("ibmdn", scale=2).eval()
+    assert any(b.dim() == 0 for b in model.buffers())
+    key = fingerprint(model, {})
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_mean.add_(1e-3)
+    assert fingerprint(model, {}) != key and fingerprint(model, {"stats_io": True}) != fingerprint(model, {})
+    engine = OrtNetwork(model, "ibmdn", 2, cache_dir=tmp_path)
+    x = lr_image[:, :, 40:64, 50:70]
+    with torch.inference_mode():
+        ref = model(x)
+    err = (engine(x) - ref).abs().max().item()
+    assert err < 1e-4, err
+    assert list((tmp_path / "onnx").glob("ibmdn_x2_*.onnx"))
