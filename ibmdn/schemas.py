@@ -213,17 +213,19 @@ STUDY = register_schema(Schema(
 ))
 
 VERDICTS = ("reproduced", "contradicted", "not resolvable", "not tested")
+INTERVALS = ("welch", "pooled", "")
+"""How a claim comparison's interval was found: Welch over its own seeds, or the pooled seed variance."""
 CLAIMS = register_schema(Schema(
     name="claims",
     columns=("claim", "statement", "table", "better", "worse", "dataset", "metric", "margin", "mean_better",
-             "mean_worse", "advantage", "ci_low", "ci_high", "n_better", "n_worse", "paper_advantage", "verdict",
-             "claim_verdict"),
+             "mean_worse", "advantage", "ci_low", "ci_high", "n_better", "n_worse", "interval", "paper_advantage",
+             "verdict", "claim_verdict"),
     keys=("claim", "better", "worse", "dataset", "metric"),
     integer=("claim", "n_better", "n_worse"),
     floats=("margin", "mean_better", "mean_worse", "advantage", "ci_low", "ci_high", "paper_advantage"),
     required_values=("claim", "statement", "better", "worse", "metric", "verdict", "claim_verdict"),
-    choices={"verdict": VERDICTS},
+    choices={"verdict": VERDICTS, "interval": INTERVALS},
 ))
 
-__all__ = ["AUDIT_STATUS", "CLAIMS", "EVAL_PER_IMAGE", "OPERATORS", "PARAM_AUDIT", "STUDY", "STUDY_RUNS", "TOLERANCES",
+__all__ = ["AUDIT_STATUS", "CLAIMS", "EVAL_PER_IMAGE", "INTERVALS", "OPERATORS", "PARAM_AUDIT", "STUDY", "STUDY_RUNS", "TOLERANCES",
            "TRADEOFF", "VERDICTS", "VISUAL", "WALKTHROUGH"]

@@ -42,9 +42,9 @@ def test_plan_covers_tables_one_to_three_with_three_seeds():
 
 def test_plan_gives_tables_four_and_five_one_seed_and_their_budget():
     plan = study.study_plan(("table3", "table4", "table5"))
-    late = [r for r in plan if r.factor > 1]
-    assert plan[-len(late):] == late and {r.seed for r in late} == {0}
-    assert {(r.factor, r.gan, r.scale) for r in late} == {(3, False, 2), (7, True, 4)}
+    late = [r for r in plan if r.model.startswith("esrt") or r.gan]
+    assert len(late) == 8 and plan[-len(late):] == late and {r.seed for r in late} == {0}
+    assert {(r.factor, r.gan, r.scale) for r in late} == {(study.BUDGET_FACTOR["table4"], False, 2), (7, True, 4)}
     gan = next(r for r in late if r.model == "esrgan")
     assert gan.generator == "esrgan_g" and gan.name == "esrgan_x4_study_gan_s0"
 
@@ -123,6 +123,27 @@ def test_claims_from_records_signs_and_lpips():
     assert row.loc["ssim", "verdict"] == "not resolvable"  # equal
     assert set(found.loc[found.claim == 6, "verdict"]) == {"not tested"}
     assert len(set(found["claim"])) == len(claims.CLAIMS) == 7
+
+
+def test_one_seed_tables_use_the_pooled_seed_variance():
+    """Table IV's one-seed comparisons get a t interval from the seed variance pooled over the multi-seed
+    networks of the same benchmark and metric; Table I-III comparisons never do."""
+    from scipy import stats
+
+    recs = [_record("imdn", s, [35.0 + 0.1 * s, 35.0 + 0.1 * s]) for s in range(3)]  # var 0.01, 2 df
+    recs += [_record("rfdn", s, [34.0 + 0.2 * s, 34.0 + 0.2 * s]) for s in range(2)]  # var 0.02, 1 df
+    recs += [_record("esrt_64", 0, [33.0, 33.0]), _record("esrt_rfdn_ibmd", 0, [34.0, 34.0])]
+    runs = claims.run_frame(recs)
+    var, df = claims.seed_variance(runs)[(2, "set5", "psnr")]
+    assert df == 3 and var == pytest.approx((2 * 0.01 + 1 * 0.02) / 3)
+    found = claims.claims_table(runs)
+    row = found[(found.better == "esrt_rfdn_ibmd") & (found.worse == "esrt_64") & (found.metric == "psnr")].iloc[0]
+    h = stats.t.ppf(0.975, 3) * math.sqrt(2 * var)
+    assert row.interval == "pooled" and row.ci_low == pytest.approx(1.0 - h) and row.ci_high == pytest.approx(1.0 + h)
+    assert row.verdict == ("reproduced" if 1.0 - h > 0 else "not resolvable")
+    one = found[(found.claim == 1) & (found.worse == "rfdn")]  # rfdn_icmd_6b has no run: Table I stays untested
+    assert set(one.verdict) == {"not tested"} and set(one.interval.fillna("")) == {""}
+    assert set(found.loc[(found.claim == 7) & (found.worse == "imdn"), "interval"].fillna("")) == {""}
 
 
 def test_table_from_records_keeps_untrained_rows():

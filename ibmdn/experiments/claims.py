@@ -20,7 +20,11 @@ values from ``reported/paper.csv``.
     metric and benchmark. ``advantage`` is A's mean minus B's (B's minus A's for LPIPS, lower is better),
     with a 95 % Welch confidence interval over the seeds. The rule (:data:`RULE`): *reproduced* when the
     interval lies above ``-margin``, *contradicted* when it lies below, otherwise *not resolvable at this
-    budget*; *not tested* without two seeds on each side. The margin is 0 for "beats", and the
+    budget*; *not tested* without two seeds on each side. Tables IV and V are trained with one seed
+    (``study.ONE_SEED``): their intervals use the seed variance pooled over every multi-seed network of the
+    same benchmark, metric and scale (:func:`seed_variance`; Tables I-III at x2), i.e. they assume an ESRT
+    or GAN run scatters over seeds as much as the study's other networks do on average. ``interval`` says
+    which was used. The margin is 0 for "beats", and the
     ``NON_INFERIORITY_DB`` of a "keeps" or "competitive" claim. A claim's verdict sums its comparisons.
 """
 
@@ -45,7 +49,9 @@ NON_INFERIORITY_DB = 0.05
 """How far below a baseline (PSNR, dB) a network may stay and still "keep" its quality or be "competitive"."""
 
 RULE = ("95 % Welch interval of the advantage (A - B; B - A for LPIPS) over seeds: reproduced if it lies above "
-        "-margin, contradicted if below, else not resolvable; not tested with fewer than 2 seeds per side")
+        "-margin, contradicted if below, else not resolvable; in the one-seed Tables IV-V a t interval with the "
+        "seed variance pooled over the multi-seed runs of the same benchmark, metric and scale; not tested "
+        "without a run on each side")
 NOT_TRAINED = "no record at the study budget (not trained: see docs/results-and-provenance.md)"
 
 
@@ -205,6 +211,31 @@ def _welch(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     return d - h, d + h
 
 
+def seed_variance(runs: pd.DataFrame) -> dict[tuple[int, str, str], tuple[float, int]]:
+    """Per (scale, dataset, metric): the seed variance pooled over every network with two or more seeds
+    (sum of (n_i - 1) s_i^2 over sum of (n_i - 1)) and its degrees of freedom."""
+    out = {}
+    for (scale, dataset, metric), g in runs.groupby(["scale", "dataset", "metric"], sort=True):
+        per = g.groupby("model")["value"].agg(["var", "count"])
+        per = per[per["count"] >= 2]
+        df = int((per["count"] - 1).sum())
+        if df:
+            out[(int(scale), dataset, metric)] = (float(((per["count"] - 1) * per["var"]).sum() / df), df)
+    return out
+
+
+def _pooled(a: pd.Series, b: pd.Series, variance: tuple[float, int] | None) -> tuple[float, float]:
+    """95 % t interval of mean(a) - mean(b) with a seed variance estimated elsewhere (``(s^2, df)``; NaN
+    without one or without a value on a side)."""
+    from scipy import stats
+
+    if variance is None or not len(a) or not len(b):
+        return math.nan, math.nan
+    d = a.mean() - b.mean()
+    h = float(stats.t.ppf(0.975, variance[1])) * math.sqrt(variance[0] * (1 / len(a) + 1 / len(b)))
+    return d - h, d + h
+
+
 def verdict(ci_low: float, ci_high: float, margin: float) -> str:
     """The rule of :data:`RULE` for one comparison."""
     if math.isnan(ci_low):
@@ -233,6 +264,9 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Every comparison of :data:`CLAIMS` with its advantage, interval and verdict (schema ``claims``)."""
     from ibmdn.experiments.tables import RUN_ALIASES
 
+    from ibmdn.experiments.study import ONE_SEED
+
+    pooled = seed_variance(runs)
     rows = []
     for c in CLAIMS:
         paper = reported(c.table).set_index(["model", "dataset", "metric"])["value"]
@@ -247,6 +281,10 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
                     vals = [sub[(sub["model"] == RUN_ALIASES.get(m, m)) & (sub["dataset"] == dataset)
                                 & (sub["metric"] == metric)]["value"] for m in (better, worse)]
                     lo, hi = _welch(vals[0], vals[1])
+                    interval = "welch" if not math.isnan(lo) else ""
+                    if math.isnan(lo) and c.table in ONE_SEED:
+                        lo, hi = _pooled(vals[0], vals[1], pooled.get((scale, dataset, metric)))
+                        interval = "pooled" if not math.isnan(lo) else ""
                     lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
                     mb, mw = (v.mean() if len(v) else math.nan for v in vals)
                     pa = sign * (paper.get((better, dataset, metric), math.nan) - paper.get((worse, dataset, metric),
@@ -255,7 +293,7 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
                                  "worse": worse, "dataset": dataset, "metric": metric,
                                  "margin": margin if metric == "psnr" else 0.0, "mean_better": mb, "mean_worse": mw,
                                  "advantage": sign * (mb - mw), "ci_low": lo, "ci_high": hi, "n_better": len(vals[0]),
-                                 "n_worse": len(vals[1]), "paper_advantage": pa})
+                                 "n_worse": len(vals[1]), "interval": interval, "paper_advantage": pa})
         for r in rows[first:]:
             r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["margin"])
         cv = claim_verdict([r["verdict"] for r in rows[first:]])
