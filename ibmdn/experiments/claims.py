@@ -262,9 +262,8 @@ def claim_verdict(verdicts: list[str]) -> str:
 
 def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Every comparison of :data:`CLAIMS` with its advantage, interval and verdict (schema ``claims``)."""
-    from ibmdn.experiments.tables import RUN_ALIASES
-
     from ibmdn.experiments.study import ONE_SEED
+    from ibmdn.experiments.tables import RUN_ALIASES
 
     pooled = seed_variance(runs)
     rows = []
