@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -474,3 +475,13 @@ def test_init_from_copies_matching_tensors_and_keeps_the_rest(tmp_path):
     torch.save({"other": torch.zeros(1)}, tmp_path / "foreign.pth")
     with pytest.raises(TrainError, match="no tensor"):
         init_from(x4, str(tmp_path / "foreign.pth"))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.toml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_committed_config_resolves(path):
+    """Each recipe in configs/ names only known fields with valid values, under the profile its header uses."""
+    head = path.read_text(encoding="utf-8")
+    profile = next((p for p in PROFILES if f"--profile {p}" in head), "short")
+    cfg = resolve_config(profile, path)
+    assert cfg.profile == profile and cfg.iterations > 0
