@@ -236,6 +236,16 @@ def _pooled(a: pd.Series, b: pd.Series, variance: tuple[float, int] | None) -> t
     return d - h, d + h
 
 
+def _interval(a: pd.Series, b: pd.Series, variance: tuple[float, int] | None) -> tuple[float, float, str]:
+    """Welch over the seeds when both sides have two, else the pooled interval when ``variance`` is given:
+    ``(low, high, "welch" | "pooled" | "")``."""
+    lo, hi = _welch(a, b)
+    if not math.isnan(lo):
+        return lo, hi, "welch"
+    lo, hi = _pooled(a, b, variance)
+    return lo, hi, "" if math.isnan(lo) else "pooled"
+
+
 def verdict(ci_low: float, ci_high: float, margin: float) -> str:
     """The rule of :data:`RULE` for one comparison."""
     if math.isnan(ci_low):
@@ -279,11 +289,8 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
                     sign = METRICS[metric].sign
                     vals = [sub[(sub["model"] == RUN_ALIASES.get(m, m)) & (sub["dataset"] == dataset)
                                 & (sub["metric"] == metric)]["value"] for m in (better, worse)]
-                    lo, hi = _welch(vals[0], vals[1])
-                    interval = "welch" if not math.isnan(lo) else ""
-                    if math.isnan(lo) and c.table in ONE_SEED:
-                        lo, hi = _pooled(vals[0], vals[1], pooled.get((scale, dataset, metric)))
-                        interval = "pooled" if not math.isnan(lo) else ""
+                    lo, hi, interval = _interval(vals[0], vals[1], pooled.get((scale, dataset, metric))
+                                                 if c.table in ONE_SEED else None)
                     lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
                     mb, mw = (v.mean() if len(v) else math.nan for v in vals)
                     pa = sign * (paper.get((better, dataset, metric), math.nan) - paper.get((worse, dataset, metric),

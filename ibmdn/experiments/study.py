@@ -46,11 +46,9 @@ EXTRA_MODELS = ("ibmdn_stable",)
 
 BUDGET_FACTOR = {"table4": 1, "table5": 1}
 """Iterations of a table's runs, as a multiple of the ``study`` profile's. The paper trains Tables I-III /
-IV / V for 100 / 300 / 700 epochs (3x and 7x); both are cut to 1x here. An ESRT training step costs
-about 4.5x IMDN's on this CPU, so Table IV's three runs at 3x would take about 9 CPU-hours against about
-3 at 1x; a Table V step (generator, discriminator and VGG loss at x4) costs about 2x IMDN's for the
-IMDN_IBMD pair and about 18x for ESRGAN, so Table V at 7x would take several CPU-days. Within a table
-every row still has one budget, which is what its claims compare."""
+IV / V for 100 / 300 / 700 epochs (3x and 7x); both are cut to 1x here, because ESRT and GAN steps cost
+several times an IMDN step on a CPU (docs/results-and-provenance.md). Within a table every row still has
+one budget, which is what its claims compare."""
 ONE_SEED = ("table4", "table5")
 """Tables trained with the first seed only (their runs cost several times a Table I-III run)."""
 
