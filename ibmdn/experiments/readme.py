@@ -455,6 +455,8 @@ SECTIONS: dict[str, Section] = {
                                "python -m ibmdn.experiments.sweep --table train_paths_cpu"),
     "stability": Section("involution_stability.csv", render_stability, "python -m ibmdn.experiments.stability"),
     "bench_train_cpu": Section("bench-train-cpu.csv", render_bench_train, "ibmdn bench-train"),
+    "bench_train_cpu_xeon": Section("bench-train-cpu-xeon.csv", render_bench_train,
+                                    "ibmdn bench-train (the same command on an Intel Xeon host, kept under this name)"),
     **{f"table{i}": Section(f"table{i}.csv", render_study_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 6)},
     "table6": Section("table6.csv", render_paper_table, "papermill notebooks/table6.ipynb"),
