@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on")
     p.add_argument("--lpips", action="store_true", help="also compute LPIPS (AlexNet, v0.1)")
     p.add_argument("--round-y", action="store_true", help="IMDN-style rounded Y channel (default off)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="the network's weights and activations (results of bf16 / fp16 are tagged -bf16 / -fp16)")
     p.add_argument("--gray-as-y", action="store_true",
                    help="score single-channel images on their gray level (MATLAB bicubic-table convention)")
     p.add_argument("--device", default="auto")
@@ -82,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", default="set5,set14,bsd100,urban100")
     p.add_argument("--out", default="results")
     p.add_argument("--parts", default=".cache/parts", help="folder of per-set partial results (resume)")
-    p.add_argument("--tables", default="bicubic_eval,checkpoint_eval,shipped_eval", help="which tables to (re)make")
+    p.add_argument("--tables", default="bicubic_eval,checkpoint_eval,shipped_eval",
+                   help="which tables to (re)make; also precision_eval: the checkpoints in fp32 and bf16, Set5 only")
     p.add_argument("--device", default="auto")
     _roots(p)
     p.set_defaults(handler="ibmdn.experiments.checkpoints:checkpoint_eval_command")

@@ -14,6 +14,9 @@ Images are streamed one at a time. Options:
   see only their tile: tiled numbers then differ slightly; use tiling only when memory is short.
 * ``self_ensemble``: the x8 geometric ensemble of EDSR (identity, flips, transposes), outputs mapped
   back and averaged in float before quantisation.
+* ``precision="bf16"`` (``ibmdn eval --precision bf16``; also ``fp16``): weights and activations in that
+  type, outputs cast back to float32 before quantisation (:func:`~ibmdn.inference.super_resolve`); the
+  network's own precision is all that changes, so the PSNR difference to the float32 run is its cost.
 * ``skip_bad``: an unusable image file (:class:`~ibmdn.errors.BadImageError`) is reported and skipped
   (a row with the reason in ``error`` and no metrics); without it the first one stops the run with an
   error naming the file.
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from ibmdn.data.datasets import BenchmarkSet, resolve_set
@@ -40,6 +44,7 @@ from ibmdn.data.imresize import IMRESIZE_VERSION
 from ibmdn.errors import BadImageError, IbmdnError
 from ibmdn.inference import (  # noqa: F401 - the inference path, re-exported for evaluate's callers
     DEFAULT_OVERLAP,
+    PRECISIONS,
     forward_ensemble,
     forward_tiled,
     resolve_device,
@@ -66,8 +71,10 @@ def evaluate(
     progress: bool = False,
     overlap: int = DEFAULT_OVERLAP,
     weights_root=None,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
-    """Per-image metrics of ``model`` on one benchmark set.
+    """Per-image metrics of ``model`` on one benchmark set (``precision``: a key of
+    :data:`~ibmdn.inference.PRECISIONS`, the network's; ``model`` itself is left in its dtype).
 
     Returns:
         one row per image file: ``dataset`` (lowercase), ``image``, ``scale``, ``height``, ``width`` (HR,
@@ -83,7 +90,13 @@ def evaluate(
     border = protocol.border(scale)
     need = 2 * border + protocol.ssim_window  # smallest HR side that leaves one full SSIM window
     ds = BenchmarkSet(dataset_name, scale, root=data_root, cache_dir=cache_dir, min_size=need)
+    if precision not in PRECISIONS:
+        raise IbmdnError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     model = model.to(device).eval()
+    if PRECISIONS[precision] != torch.float32:
+        import copy
+
+        model = copy.deepcopy(model).to(PRECISIONS[precision])
     if lpips:
         from ibmdn.metrics.lpips import lpips_distance
 
@@ -187,12 +200,13 @@ def eval_command(args) -> int:
                             weights_root=args.weights_root)
     except (KeyError, ValueError) as e:
         raise IbmdnError(str(e).strip("'\"")) from None
-    tag = weights_tag(args.weights)
+    tag = weights_tag(args.weights) + ("" if args.precision == "fp32" else f"-{args.precision}")
     frames = []
     for name in names:
         df = evaluate(model, name, args.scale, protocol, device, tile=args.tile,
                       self_ensemble=args.self_ensemble, lpips=args.lpips, skip_bad=args.skip_bad,
-                      data_root=args.data_root, weights_root=args.weights_root, progress=True)
+                      data_root=args.data_root, weights_root=args.weights_root, progress=True,
+                      precision=args.precision)
         if not (df["error"] == "").any():
             raise IbmdnError(f"no usable image in {df.attrs['dataset_folder']} "
                              f"({len(df)} file(s), all skipped)" if len(df) else
@@ -206,7 +220,7 @@ def eval_command(args) -> int:
         lr_resize=IMRESIZE_VERSION,
         parameters={"model": args.model, "scale": args.scale, "weights": args.weights, "datasets": names,
                     "tile": args.tile, "self_ensemble": args.self_ensemble, "lpips": args.lpips,
-                    "device": str(device)},
+                    "device": str(device), "precision": args.precision},
         skipped=skipped,
     )
     out = Path(args.out)

@@ -25,6 +25,8 @@ from ibmdn.errors import IbmdnError
 from ibmdn.metrics.quality import tensor_to_uint8, uint8_to_tensor
 
 DEFAULT_OVERLAP = 16
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""The inference precisions (``--precision``) of ``ibmdn upscale`` and ``ibmdn eval``."""
 """LR pixels of context around each tile's core."""
 
 
@@ -82,11 +84,16 @@ def forward_ensemble(fn, x: torch.Tensor) -> torch.Tensor:
 
 def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device="cpu", tile: int = 0,
                   self_ensemble: bool = False, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
-    """SR of one ``uint8`` RGB LR image -> ``uint8`` RGB (the evaluation's inference path)."""
-    x = uint8_to_tensor(lr, device)
+    """SR of one ``uint8`` RGB LR image -> ``uint8`` RGB (the evaluation's inference path).
+
+    The input takes the dtype of the model's parameters (float32, or bfloat16 for a model cast with
+    ``model.to(torch.bfloat16)``); every output is cast back to float32 before the ensemble's average and
+    the quantisation, so a reduced precision touches the network alone."""
+    p = next(model.parameters(), None)
+    x = uint8_to_tensor(lr, device).to(p.dtype if p is not None and p.is_floating_point() else torch.float32)
 
     def run(t):
-        return forward_tiled(model, t, scale, tile, overlap)
+        return forward_tiled(model, t, scale, tile, overlap).float()
 
     with torch.inference_mode():
         y = forward_ensemble(run, x) if self_ensemble else run(x)

@@ -191,8 +191,6 @@ def below_bicubic(s: Shipped) -> str | None:
 def load_model(name: str, scale: int, weights: str | None, weights_root=None, device="cpu",
                precision: str = "fp32", fuse: bool = True):
     """The network with its trained weights, fused for inference, on ``device`` in ``precision``."""
-    import torch
-
     from ibmdn.errors import IbmdnError
     from ibmdn.models import build_model
 
@@ -206,5 +204,6 @@ def load_model(name: str, scale: int, weights: str | None, weights_root=None, de
         from ibmdn.fuse import fuse_for_inference
 
         model = fuse_for_inference(model)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return model.to(device=device, dtype=dtype), desc
+    from ibmdn.inference import PRECISIONS
+
+    return model.to(device=device, dtype=PRECISIONS[precision]), desc

@@ -232,8 +232,10 @@ def upscale_array(model, img: Loaded, opts: UpscaleOptions, device, exact_ok: bo
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from ibmdn.inference import PRECISIONS
+
     s = opts.scale
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.precision]
+    dtype = PRECISIONS[opts.precision]
     h, w = img.rgb.shape[:2]
     x = torch.from_numpy(np.ascontiguousarray(img.rgb.transpose(2, 0, 1)))[None].to(device=device, dtype=dtype)
     out = np.empty((h * s, w * s, 3), np.uint16 if img.bits == 16 else np.uint8)

@@ -53,3 +53,31 @@ def test_committed_bicubic_table_matches_the_standard_table():
     cmp_psnr = classic[classic.metric == "psnr"]
     assert cmp_psnr["diff"].abs().max() <= 0.03
     assert classic[classic.metric == "ssim"]["diff"].abs().max() <= 0.002
+
+
+def test_bf16_rows_are_tagged_and_cached_apart(data_root, tmp_path):
+    """``run_rows(..., precision="bf16")`` keeps its parts beside the fp32 ones and tags its rows ``+bf16``."""
+    rows = [("bicubic", 2, None, Protocol())]
+    fp32 = run_rows("precision_eval", rows, datasets=("set5",), data_root=data_root, parts_dir=tmp_path)
+    bf16 = run_rows("precision_eval", rows, datasets=("set5",), data_root=data_root, parts_dir=tmp_path,
+                    precision="bf16")
+    assert set(fp32["weights"]) == {"none"} and set(bf16["weights"]) == {"none+bf16"}
+    assert sorted(p.name.endswith("_bf16.csv") for p in (tmp_path / "precision_eval").iterdir()) == [False, True]
+
+
+def test_committed_precision_table_keeps_each_checkpoints_score():
+    """results/precision_eval.csv: each checkpoint's fp32 Set5 row equals its row in the four-benchmark
+    tables (the same protocol, measured twice), and every bf16 row has its fp32 partner."""
+    path = RESULTS / "precision_eval.csv"
+    if not path.exists():
+        pytest.skip("results/precision_eval.csv not generated yet (ibmdn eval-checkpoints --tables precision_eval)")
+    df = read_table(path)
+    low = df[df["weights"].str.endswith("+bf16")]
+    ref = df[~df["weights"].str.endswith("+bf16")]
+    assert len(low) == len(ref) > 0 and set(df["dataset"]) == {"set5"}
+    key = ["model", "scale", "dataset", "metric"]
+    both = ref.merge(low.assign(weights=low["weights"].str.removesuffix("+bf16")), on=key + ["weights"])
+    assert len(both) == len(ref)
+    full = read_table(RESULTS / "checkpoint_eval.csv")
+    same = ref[ref["weights"] == "official"].merge(full, on=key, suffixes=("", "_full"))
+    assert len(same) == len(ref[ref["weights"] == "official"]) and (same["value"] - same["value_full"]).abs().max() < 1e-4

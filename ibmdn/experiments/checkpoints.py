@@ -5,7 +5,10 @@ DepthIBN x4) on Set5, Set14, BSD100 and Urban100 through :func:`ibmdn.evaluate.e
 ``shipped_eval`` runs the package's own shipped checkpoints (``ibmdn upscale``'s defaults) the same way;
 ``bicubic_eval`` runs the parameter-free ``bicubic`` model at x2/x3/x4 under the default protocol and
 under ``gray_as_y`` (the classic MATLAB table scores Set14's single-channel ``bridge`` on its raw gray
-level: the two rows show the effect of that choice, ~0.09 dB on Set14, nothing elsewhere).
+level: the two rows show the effect of that choice, ~0.09 dB on Set14, nothing elsewhere);
+``precision_eval`` runs four official checkpoints and the shipped ones on Set5 twice, in float32 and in bfloat16
+(:func:`ibmdn.evaluate.evaluate`'s ``precision``), for the PSNR cost of bf16 inference (``weights`` of the
+bf16 rows carry the suffix ``+bf16``).
 
 Each (model, scale, dataset, protocol) summary is kept in a parts folder as soon as it is measured, so a
 killed run resumes where it stopped; the final table is written only when every part exists.
@@ -21,26 +24,34 @@ from pathlib import Path
 
 import pandas as pd
 
+from ibmdn.errors import IbmdnError
 from ibmdn.fileio import atomic_write_bytes
 from ibmdn.metrics.quality import Protocol
 
 DATASETS = ("set5", "set14", "bsd100", "urban100")
 CHECKPOINTS = (("imdn", 2), ("imdn", 3), ("imdn", 4), ("bsrn", 2), ("bsrn", 3), ("bsrn", 4),
                ("rfdn_aim", 4), ("fmen_s", 4), ("depthibn", 4))
+PRECISION_CHECKPOINTS = (("imdn", 2), ("imdn", 4), ("rfdn_aim", 4), ("depthibn", 4))
+"""The official checkpoints of ``precision_eval``: IMDN at both ends of the scale range, the peer of
+``ibmdn bench`` and the authors' own trained involution network (a bf16 pass costs minutes each on a CPU
+without native bf16, so not all nine)."""
 LONG = ["table", "model", "weights", "scale", "dataset", "metric", "value", "unit", "n_images", "source"]
 
 
-def _part_path(parts: Path, table: str, model: str, scale: int, dataset: str, protocol: Protocol) -> Path:
+def _part_path(parts: Path, table: str, model: str, scale: int, dataset: str, protocol: Protocol,
+               precision: str = "fp32") -> Path:
     key = hashlib.sha256(json.dumps(asdict(protocol), sort_keys=True).encode()).hexdigest()[:10]
-    return parts / table / f"{model}_x{scale}_{dataset}_{key}.csv"
+    return parts / table / f"{model}_x{scale}_{dataset}_{key}{'' if precision == 'fp32' else '_' + precision}.csv"
 
 
 def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], datasets=DATASETS, device="cpu",
-             data_root=None, weights_root=None, parts_dir: str | Path = ".cache/parts") -> pd.DataFrame:
+             data_root=None, weights_root=None, parts_dir: str | Path = ".cache/parts",
+             precision: str = "fp32") -> pd.DataFrame:
     """Evaluate ``(model, scale, weights, protocol)`` rows on ``datasets``; long summary rows (``table``).
 
-    The ``weights`` column is ``official``/``none``; a protocol other than the default is recorded in it
-    as a suffix (e.g. ``none+gray_as_y``) so both protocols can stand in one table.
+    The ``weights`` column is ``official``/``none``; a protocol other than the default, and a
+    ``precision`` other than fp32, are recorded in it as suffixes (e.g. ``none+gray_as_y``, ``official+bf16``) so both
+    can stand in one table.
     """
     from tqdm.auto import tqdm
 
@@ -52,19 +63,20 @@ def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], data
     frames = []
     jobs = [(m, s, w, p, d) for m, s, w, p in rows for d in datasets]
     for model_name, scale, weights, protocol, dataset in tqdm(jobs, desc=table, unit="set"):
-        part = _part_path(parts, table, model_name, scale, dataset, protocol)
+        part = _part_path(parts, table, model_name, scale, dataset, protocol, precision)
         if part.exists():
             frames.append(pd.read_csv(part, keep_default_na=False))
             continue
         model = build_model(model_name, scale, weights=weights, weights_root=weights_root)
         set_involution_impl(model, "shift")  # the same function as the reference unfold, in less time and memory
-        summary = summarize(evaluate(model, dataset, scale, protocol, device, data_root=data_root, progress=True))
+        summary = summarize(evaluate(model, dataset, scale, protocol, device, data_root=data_root, progress=True,
+                                     precision=precision))
         tag = weights_tag(weights)
         changed = [f.name for f in Protocol.__dataclass_fields__.values()
                    if getattr(protocol, f.name) != getattr(Protocol(), f.name)]
         summary.insert(0, "table", table)
         summary.insert(1, "model", model_name)
-        summary.insert(2, "weights", "+".join([tag, *changed]))
+        summary.insert(2, "weights", "+".join([tag, *changed, *([precision] if precision != "fp32" else [])]))
         summary["source"] = "measured"
         atomic_write_bytes(part, summary[LONG].to_csv(index=False).encode())
         frames.append(summary[LONG])
@@ -90,6 +102,19 @@ def shipped_eval(**kw) -> pd.DataFrame:
     rows = [(s.model, s.scale, str(s.path), Protocol()) for s in shipped_weights()]
     df = run_rows("shipped_eval", rows, **kw)
     return df.assign(weights="shipped-" + df["weights"].str.split("_").str[-1])
+
+
+def precision_eval(datasets=("set5",), **kw) -> pd.DataFrame:
+    """The :data:`PRECISION_CHECKPOINTS` and every shipped checkpoint in float32 and in bfloat16 (table
+    ``precision_eval``; Set5
+    unless ``datasets`` says otherwise: on a CPU without native bf16 the bf16 pass is several times slower)."""
+    from ibmdn.shipped import shipped_weights
+
+    rows = [(m, s, "official", Protocol()) for m, s in PRECISION_CHECKPOINTS]
+    rows += [(s.model, s.scale, str(s.path), Protocol()) for s in shipped_weights()]
+    df = pd.concat([run_rows("precision_eval", rows, datasets=datasets, precision=d, **kw) for d in ("fp32", "bf16")],
+                   ignore_index=True)
+    return df.assign(weights=df["weights"].str.replace(r"^.+_x\d_([^+_]+)", r"shipped-\1", regex=True))
 
 
 def annotate_shipped(df: pd.DataFrame) -> list[Path]:
@@ -136,11 +161,16 @@ def checkpoint_eval_command(args) -> int:
     out = Path(args.out)
     kw = dict(datasets=tuple(args.datasets.split(",")), device=device, data_root=args.data_root,
               weights_root=args.weights_root, parts_dir=args.parts)
+    tables = args.tables.split(",")
+    known = ("bicubic_eval", "checkpoint_eval", "shipped_eval", "precision_eval")
+    if set(tables) - set(known):
+        raise IbmdnError(f"unknown table(s) {', '.join(sorted(set(tables) - set(known)))}; choose from "
+                         f"{', '.join(known)}")
     for name, fn in (("bicubic_eval", bicubic_eval), ("checkpoint_eval", checkpoint_eval),
-                     ("shipped_eval", shipped_eval)):
-        if name not in args.tables.split(","):
+                     ("shipped_eval", shipped_eval), ("precision_eval", precision_eval)):
+        if name not in tables:
             continue
-        df = fn(**kw)
+        df = fn(**{**kw, "datasets": ("set5",)}) if name == "precision_eval" else fn(**kw)
         meta = provenance(protocol=asdict(Protocol()), parameters={"datasets": kw["datasets"],
                           "device": str(device)}, note=fn.__doc__)
         write_table(df, out / f"{name}.csv", meta, decimals=4)

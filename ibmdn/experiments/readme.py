@@ -433,6 +433,28 @@ def render_shipped(df: pd.DataFrame) -> str:
                                     "lllrrrr"))
 
 
+def render_precision(df: pd.DataFrame) -> str:
+    """Set5 PSNR-Y / SSIM-Y of checkpoints in float32 and bfloat16 (``precision_eval``), with the change."""
+    prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
+    val = {(r.model, r.weights, int(r.scale), r.metric): r.value for r in df.itertuples()}
+    rows = []
+    for model, weights, scale in sorted({(m, w, s) for m, w, s, _ in val if not w.endswith("+bf16")},
+                                        key=lambda k: (k[2], k[0], k[1])):
+        def get(metric, low=False):
+            return val.get((model, weights + ("+bf16" if low else ""), scale, metric))
+
+        cells = []
+        for metric, dec in (("psnr", 4), ("ssim", 5)):
+            a, b = get(metric), get(metric, True)
+            cells += [_num(a, dec), _num(b, dec), "" if a is None or b is None else f"{b - a:+.{dec}f}"]
+        rows.append([f"`{model}`", weights, f"x{scale}", *cells])
+    return (f"`ibmdn eval-checkpoints --tables precision_eval` on {_device_words(prov)}, "
+            f"{_commit(prov.get('git'))}, {str(prov.get('date_utc', ''))[:10]}: Set5, the network in float32 and "
+            "in bfloat16 (weights and activations; output scored in float32)."
+            "\n\n" + markdown_table(["model", "weights", "scale", "PSNR fp32", "PSNR bf16", "change (dB)",
+                                      "SSIM fp32", "SSIM bf16", "change"], rows, "lllrrrrrr"))
+
+
 def render_audit_summary(df: pd.DataFrame) -> str:
     """The parameter audit in one table: rows per tolerance and status, and the networks it documents."""
     rows = []
@@ -463,6 +485,8 @@ SECTIONS: dict[str, Section] = {
     "claims": Section("claims.csv", render_claims, "papermill notebooks/claims.ipynb"),
     "checkpoint_summary": Section("checkpoint_eval.csv", render_checkpoint_summary, "ibmdn eval-checkpoints"),
     "shipped_eval": Section("shipped_eval.csv", render_shipped, "ibmdn eval-checkpoints"),
+    "precision_eval": Section("precision_eval.csv", render_precision,
+                              "ibmdn eval-checkpoints --tables precision_eval"),
     "audit_summary": Section("param_audit.csv", render_audit_summary, "ibmdn audit"),
 }
 
