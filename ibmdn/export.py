@@ -13,9 +13,11 @@ height and width are dynamic axes. Only standard ONNX operators (opset 18) occur
 Exporter: ``torch.onnx.export(..., dynamo=True)`` (``torch.export``, then ONNX Script's translation),
 without ONNX Script's graph optimiser (minutes on these graphs; ONNX Runtime optimises the graph when it
 loads it). Two forms are changed before the export, both the same function with the same weights
-(:func:`prepare_for_export`): involutions apply their kernel through ``unfold`` (one ``im2col`` per
-involution; the ``shift`` form's K^2 shifted slices take twice as long to export, each slice
-carrying symbolic sizes), and ESRT's token segments become one masked attention call
+(:func:`prepare_for_export`): involutions apply their kernel in the ``conv`` form
+(:func:`ibmdn.ops.involution.involution_conv`: the unfolded columns made by one grouped one-hot ``Conv``;
+``F.unfold`` itself exports as index ``Gather`` nodes, which ONNX Runtime runs several times slower
+than that ``Conv``, and the ``shift`` form's K^2 shifted slices take twice as long to export, each
+slice carrying symbolic sizes), and ESRT's token segments become one masked attention call
 (:class:`SegmentAttention`).
 The tracing input has batch 2 and H != W, so that none of the three axes is specialised; an export that
 specialises one anyway is refused.
@@ -182,15 +184,20 @@ class SegmentAttention(nn.Module):
         return a.proj(y.transpose(1, 2).reshape(b, n, c))
 
 
+EXPORT_FORM = 2
+"""Version of what :func:`prepare_for_export` exports, part of the cache key: 2 = involutions in the
+``conv`` form (1 was ``unfold``). Bump it when the exported form of a network changes."""
+
+
 def prepare_for_export(model: nn.Module) -> nn.Module:
-    """An eval copy of ``model`` in its exported form (module docstring): involutions in the ``unfold``
+    """An eval copy of ``model`` in its exported form (module docstring): involutions in the ``conv``
     implementation, ESRT's attention as :class:`SegmentAttention`."""
     import copy
 
     from ibmdn.models.esrt import EfficientMultiHeadAttention
     from ibmdn.ops.involution import set_involution_impl
 
-    m = set_involution_impl(copy.deepcopy(model).eval(), "unfold")
+    m = set_involution_impl(copy.deepcopy(model).eval(), "conv")
     for name, child in list(m.named_modules()):
         if isinstance(child, EfficientMultiHeadAttention):
             parent, _, attr = name.rpartition(".")
@@ -340,7 +347,7 @@ def cached_export(model: nn.Module, name: str, scale: int, *, stats_io: bool = F
     from ibmdn.fileio import atomic_write_bytes
 
     key = fingerprint(model, {"torch": torch.__version__, "onnxscript": onnxscript.__version__,
-                              "ibmdn": __version__, "opset": OPSET, "stats_io": stats_io})
+                              "ibmdn": __version__, "opset": OPSET, "stats_io": stats_io, "form": EXPORT_FORM})
     folder = cache_root(cache_dir) / "onnx"
     path = folder / f"{name}_x{scale}{'_stats' if stats_io else ''}_{key[:20]}.onnx"
     if path.is_file():

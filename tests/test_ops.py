@@ -35,7 +35,7 @@ def involution_loop(x: torch.Tensor, kernel: torch.Tensor, k: int, stride: int) 
 @pytest.mark.parametrize("channels,group_channels,k,stride,size", [
     (16, 16, 3, 1, (5, 7)), (32, 16, 3, 1, (4, 4)), (12, 4, 5, 1, (6, 5)), (16, 8, 3, 2, (7, 6)), (10, 16, 3, 1, (3, 4)),
 ])
-@pytest.mark.parametrize("impl", ["unfold", "shift", "fused"])
+@pytest.mark.parametrize("impl", ["unfold", "shift", "fused", "conv"])
 def test_involution_matches_loop(channels, group_channels, k, stride, size, impl):
     torch.manual_seed(0)
     m = Involution2d(channels, channels, k, stride=stride, group_channels=group_channels, impl=impl).eval()
@@ -48,7 +48,7 @@ def test_involution_matches_loop(channels, group_channels, k, stride, size, impl
     assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
 
 
-@pytest.mark.parametrize("impl", ["unfold", "shift", "fused"])
+@pytest.mark.parametrize("impl", ["unfold", "shift", "fused", "conv"])
 def test_involution_gradcheck(impl):
     torch.manual_seed(0)
     m = Involution2d(8, 8, 3, group_channels=4, impl=impl).double().eval()

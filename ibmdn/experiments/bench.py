@@ -57,7 +57,7 @@ CPU, fp32, as many threads as PyTorch; no other token combines with it). Suffixe
 ``-cl`` runs in ``channels_last``; ``-bf16`` / ``-fp16`` cast model and input to that type; CUDA runs
 strict fp32 (TF32 off) unless ``-tf32``. Implementations (``--impl``): the involution application,
 ``unfold`` (reference) and ``shift``; models without involution are measured once per path, and so are
-``ort`` paths (the exported graph applies involution through ``unfold``,
+``ort`` paths (the exported graph applies involution in its ``conv`` form,
 :func:`ibmdn.export.prepare_for_export`). A path a network or the installation does not support (``ort``
 without the optional ONNX packages, for a network that is not exported, or on CUDA) is skipped, and
 the reason is logged and kept in the sidecar (``skipped``).

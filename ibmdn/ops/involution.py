@@ -31,7 +31,9 @@ Interpretations and deviations (documented choices):
   (:func:`involution_fused`) computes the forward as ``"shift"`` and replaces autograd's record of the
   K^2 multiply-adds by one hand-written backward that also works on shifted sub-rectangles; it keeps only
   ``x`` and the kernel for the backward and runs on NCHW and channels-last tensors without changing their
-  layout (the trainer's default on CPU). All three give the same function.
+  layout (the trainer's default on CPU). ``"conv"`` (:func:`involution_conv`) is ``"unfold"`` with the
+  unfolding done by a grouped one-hot convolution: the form ONNX graphs use. All four give the same
+  function.
 * Stride > 1 (kernel generated on an average-pooled input, as the original) is supported by both paths;
   the pooling uses ``ceil_mode`` so that odd sizes work (the original fails on them).
 
@@ -81,6 +83,20 @@ def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, s
     b, c, _, _ = x.shape
     g, kk, h, w = kernel.shape[1:]
     cols = F.unfold(x, kernel_size, padding=(kernel_size - 1) // 2, stride=stride)
+    cols = cols.view(b, g, c // g, kk, h, w)
+    return (kernel.unsqueeze(2) * cols).sum(dim=3).view(b, c, h, w)
+
+
+def involution_conv(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """The unfold application with the unfolding done by a convolution: a grouped ``K x K`` convolution
+    whose fixed weight holds the K^2 one-hot taps (one group per channel) yields ``F.unfold``'s columns in
+    ``F.unfold``'s order (channel-major, then tap). The same numbers (each column entry is one input value
+    times 1 plus zeros), for graph exporters: ``F.unfold`` becomes index ``Gather`` nodes in ONNX, which
+    ONNX Runtime runs several times slower than this one ``Conv``."""
+    b, c, _, _ = x.shape
+    g, kk, h, w = kernel.shape[1:]
+    taps = torch.eye(kk, dtype=x.dtype, device=x.device).view(kk, 1, kernel_size, kernel_size).repeat(c, 1, 1, 1)
+    cols = F.conv2d(x, taps, stride=stride, padding=(kernel_size - 1) // 2, groups=c)
     cols = cols.view(b, g, c // g, kk, h, w)
     return (kernel.unsqueeze(2) * cols).sum(dim=3).view(b, c, h, w)
 
@@ -289,7 +305,7 @@ def involution_fused(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int,
     return _FusedInvolution.apply(x, kernel, kernel_size)
 
 
-IMPLS = {"unfold": involution_unfold, "shift": involution_shift, "fused": involution_fused}
+IMPLS = {"unfold": involution_unfold, "shift": involution_shift, "fused": involution_fused, "conv": involution_conv}
 """Application implementations by name (all exact: they differ in memory and speed only)."""
 _IMPLS = IMPLS
 
