@@ -13,8 +13,8 @@ and one thread count:
   timed ones, the order rotated from round to round, so that a machine whose speed drifts slows all paths
   alike. Batch 1, under ``torch.inference_mode``. ``latency`` is the median of all timed calls, with
   ``latency_min`` and ``latency_iqr``; ``latency_round1`` ... ``latency_round<R>`` are the per-round
-  medians and ``latency_best`` the lowest of them (the least-disturbed round). CPU: ``time.perf_counter`` around each call; CUDA: CUDA events (as
-  :func:`ibmdn.metrics.complexity.time_calls`);
+  medians and ``latency_best`` the lowest of them (the least-disturbed round). CPU:
+  ``time.perf_counter`` around each call; CUDA: CUDA events (as :func:`ibmdn.metrics.complexity.time_calls`);
 * ``latency_vs_peer`` and ``latency_vs_reference`` (ratio, unit ``1``; rows of ``ibmdn``'s fastest path):
   :func:`acceptance`'s ratios of ibmdn's fastest path to ``rfdn_aim``'s fastest and to ibmdn's fastest
   unfused ``unfold`` path (fastest: lowest ``latency_best``): the ratio of the two paths' ``latency_best``,
@@ -650,10 +650,10 @@ def _ratio(df: pd.DataFrame, dataset: str, a: tuple[str, str, float], b: tuple[s
 
     Why the best rounds: interleaving cancels a drift that slows every path alike, but on a shared host the
     disturbance is not alike. Memory-bound paths (ibmdn's many small element-wise and 1x1 operators) slow
-    down by a third in rounds where compute-bound ones (rfdn_aim's 3x3 convolutions) do not move, so the
-    median of per-round ratios follows how many rounds happened to be disturbed. The ratio of each path's
-    undisturbed speed is the quantity that reproduces; the median and the extremes show the disturbed
-    view."""
+    down in rounds where compute-bound ones (rfdn_aim's 3x3 convolutions) do not move, so the median of
+    per-round ratios follows how many rounds happened to be disturbed. The ratio of each path's
+    undisturbed speed is the quantity that reproduces (the runs that show it: docs/RESULTS.md, "Which
+    ratio reproduces"); the median and the extremes show the disturbed view."""
     ra, rb = _round_medians(df, a[0], a[1], dataset), _round_medians(df, b[0], b[1], dataset)
     if ra and len(ra) == len(rb):
         per_round = [x / y for x, y in zip(ra, rb)]
