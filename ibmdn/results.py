@@ -426,12 +426,24 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_bf16() -> bool | None:
+    """Whether the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); ``None`` where it cannot be read."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[1].split()))
+
+
 def device_info() -> dict[str, Any]:
-    """CPU model and core count, plus the CUDA device name when one is visible (no hostname)."""
-    info: dict[str, Any] = {"cpu": _cpu_name(), "cpu_count": os.cpu_count()}
+    """CPU model, core count, the vector instructions PyTorch uses (``cpu_isa``) and whether bf16 is native
+    (``cpu_bf16``), plus the CUDA device name when one is visible (no hostname). Hosts sold under one model
+    name ("AMD EPYC") differ in both, and CPU timings follow them."""
+    info: dict[str, Any] = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "cpu_bf16": _cpu_bf16()}
     try:
         import torch
 
+        info["cpu_isa"] = torch.backends.cpu.get_cpu_capability()
         if torch.cuda.is_available():
             info["cuda"] = torch.cuda.get_device_name(0)
             info["cuda_count"] = torch.cuda.device_count()

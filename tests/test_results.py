@@ -264,6 +264,25 @@ def test_provenance():
         assert host not in text
 
 
+def test_provenance_names_the_cpu_features_that_timings_follow(monkeypatch):
+    """Two hosts both called "AMD EPYC" (one AVX2, one AVX-512 with native bf16) timed the same bench 1.5x
+    apart; the device words say which one measured."""
+    import torch
+
+    from ibmdn.experiments.readme import _device_words
+
+    dev = results.device_info()
+    assert dev["cpu_isa"] == torch.backends.cpu.get_cpu_capability() and dev["cpu_bf16"] in (True, False, None)
+    flags = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+    monkeypatch.setattr(results.Path, "read_text", lambda self, *a, **k: flags)
+    assert results._cpu_bf16() is True
+    assert _device_words({"device": {"cpu": "AMD EPYC", "cpu_isa": "AVX512", "cpu_bf16": True}}) == \
+        "AMD EPYC (AVX512, native bf16)"
+    assert _device_words({"device": {"cpu": "AMD EPYC", "cpu_isa": "AVX2", "cpu_bf16": False}}) == \
+        "AMD EPYC (AVX2, no native bf16)"
+    assert _device_words({"device": {"cpu": "AMD EPYC"}}) == "AMD EPYC"  # records made before these fields
+
+
 # ------------------------------------------------------------------------------------ the paper's values
 
 

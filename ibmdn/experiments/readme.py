@@ -240,7 +240,11 @@ def _commit(git: dict | None) -> str:
 
 def _device_words(prov: dict) -> str:
     dev = prov.get("device") or {}
-    return dev.get("cuda") or f"{dev.get('cpu', 'CPU')}"
+    if dev.get("cuda"):
+        return dev["cuda"]
+    isa = [dev["cpu_isa"]] if dev.get("cpu_isa") else []
+    isa += [] if dev.get("cpu_bf16") is None else ["native bf16" if dev["cpu_bf16"] else "no native bf16"]
+    return f"{dev.get('cpu', 'CPU')}" + (f" ({', '.join(isa)})" if isa else "")
 
 
 def _rounds(par: dict) -> str:
