@@ -349,6 +349,33 @@ def render_stability(df: pd.DataFrame) -> str:
     return head + "\n\n" + markdown_table(["model", "weights"] + [c[1] for c in cols], rows, "ll" + "r" * len(cols))
 
 
+def render_bench_bf16(df: pd.DataFrame) -> str:
+    """Each fp32 path of ``ibmdn bench`` beside the same path in bf16 (latency of the best round, the median
+    of rounds, peak memory) and the speed-up, from one interleaved run."""
+    prov = ((df.attrs.get("meta") or {}).get("provenance") or {})
+    par = prov.get("parameters") or {}
+    val = {(r.model, r.weights, r.dataset, r.metric): r.value for r in df.itertuples(index=False)}
+    rows = []
+    for model, weights, ds, metric in sorted(val):
+        parts = weights.split("-")
+        if metric != "latency_best" or "bf16" not in parts:
+            continue
+        base = "-".join(t for t in parts if t != "bf16")
+        fp32, bf16 = val.get((model, base, ds, "latency_best")), val[(model, weights, ds, metric)]
+        if fp32 is None:
+            continue
+        g = lambda w, k, d: _num(val.get((model, w, ds, k)), d)
+        rows.append([f"`{model}`", ds[2:], f"`{base}`", _num(fp32, 1), g(base, "latency", 1), g(base, "peak_mem", 1),
+                     _num(bf16, 1), g(weights, "latency", 1), g(weights, "peak_mem", 1), f"{fp32 / bf16:.2f}x"])
+    head = (f"`ibmdn bench` on {_device_words(prov)} ({prov.get('threads')} threads), x{par.get('scale')}, batch 1, "
+            f"median of {par.get('repeats')} calls after {par.get('warmup')} warm-up{_rounds(par)}; "
+            f"{_commit(prov.get('git'))}, {str(prov.get('date_utc', ''))[:10]}. Each path in fp32 and with the model "
+            f"and input cast to bfloat16; speed-up = fp32 / bf16, best rounds.")
+    return head + "\n\n" + markdown_table(
+        ["model", "LR", "path", "fp32 ms (best round)", "fp32 ms (median)", "fp32 peak MiB", "bf16 ms (best round)",
+         "bf16 ms (median)", "bf16 peak MiB", "speed-up"], rows, "lllrrrrrrr")
+
+
 def render_bench_train(df: pd.DataFrame) -> str:
     """The trainer's step per network and speed option, interleaved in rounds, with its ratio to the reference."""
     meta = (df.attrs.get("meta") or {}).get("provenance") or {}
@@ -475,6 +502,8 @@ SECTIONS: dict[str, Section] = {
     "param_audit": Section("param_audit.csv", render_param_audit, "ibmdn audit"),
     "checkpoint_eval": Section("checkpoint_eval.csv", render_checkpoint_eval, "ibmdn eval-checkpoints"),
     "bench_cpu": Section("bench-cpu.csv", render_bench, "ibmdn bench --device cpu"),
+    "bench_cpu_bf16": Section("bench-cpu-bf16.csv", render_bench_bf16,
+                              "ibmdn bench --device cpu with bf16 paths (written as bench-cpu.csv, kept under this name)"),
     "bench_cuda": Section("bench-cuda.csv", render_bench, "bash scripts/gpu_session.sh on a GPU"),
     "short_cpu": Section("short_cpu.csv", render_short_sweep, "python -m ibmdn.experiments.sweep --table short_cpu"),
     "train_paths_cpu": Section("train_paths_cpu.csv", render_short_sweep,
@@ -483,6 +512,8 @@ SECTIONS: dict[str, Section] = {
     "bench_train_cpu": Section("bench-train-cpu.csv", render_bench_train, "ibmdn bench-train"),
     "bench_train_cpu_xeon": Section("bench-train-cpu-xeon.csv", render_bench_train,
                                     "ibmdn bench-train (the same command on an Intel Xeon host, kept under this name)"),
+    "bench_train_cpu_bf16": Section("bench-train-cpu-bf16.csv", render_bench_train,
+                                    "ibmdn bench-train with bf16 variants on a CPU with native bf16 (kept under this name)"),
     **{f"table{i}": Section(f"table{i}.csv", render_study_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 6)},
     "table6": Section("table6.csv", render_paper_table, "papermill notebooks/table6.ipynb"),
