@@ -760,3 +760,45 @@ def sweep_figure(csv_path, png_path, target: float = 35.5, bicubic: float = 33.6
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     return _paper_save(fig, png_path)
+
+
+def shipped_curves_figure(png_path, bicubic_csv, root=None) -> Path:
+    """Set5 PSNR-Y against training step of every checkpoint shipped in the package, one panel per scale,
+    from the validation history in each checkpoint's provenance, with bicubic interpolation (measured,
+    ``bicubic_csv``) and IMDN's published value as dashed lines. A fine-tune's steps are its own (it starts
+    from the x2 network, whose run is in the x2 panel)."""
+    from ibmdn.results import read_table, reported
+    from ibmdn.shipped import shipped_weights
+
+    ships = shipped_weights(root=root)
+    scales = sorted({s.scale for s in ships}) or [2, 3, 4]
+    bic = read_table(bicubic_csv)
+    bic = {int(r.scale): r.value for r in bic.itertuples(index=False) if r.dataset == "set5" and r.metric == "psnr"}
+    pub = reported("published", source="published")
+    imdn = {int(r.scale): r.value for r in pub.itertuples(index=False)
+            if r.model == "imdn" and r.dataset == "set5" and r.metric == "psnr"}
+    fig = _paper_figure((3.4 * len(scales), 3.4))
+    axes = fig.subplots(1, len(scales), squeeze=False)[0]
+    for ax, scale in zip(axes, scales):
+        for s in (s for s in ships if s.scale == scale):
+            hist = (s.meta or {}).get("val_history") or []
+            budget = (s.meta or {}).get("budget") or {}
+            wall = (s.meta or {}).get("wall_s")
+            label = (f"{s.model} {s.tag}: {hist[-1]['psnr']:.2f} dB" if hist else f"{s.model} {s.tag}") + (
+                f"\n{budget.get('iterations')} steps, batch {budget.get('batch_size')}, HR {budget.get('patch_size')}"
+                if budget else "") + (f", {wall / 3600:.1f} h" if wall else "")
+            ax.plot([h["step"] for h in hist], [h["psnr"] for h in hist], marker="o", ms=2.5, lw=1.3, label=label)
+        if scale in imdn:
+            ax.axhline(imdn[scale], color="k", lw=0.8, ls=":", label=f"IMDN published {imdn[scale]:.2f}")
+        if scale in bic:
+            ax.axhline(bic[scale], color="0.5", lw=0.8, ls="--", label=f"bicubic {bic[scale]:.2f}")
+        ax.set_title(f"x{scale}", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("Set5 PSNR-Y (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=5.5, loc="lower right")
+    fig.suptitle("Shipped weights (ibmdn/weights): validation during training", fontsize=9)
+    return _paper_save(fig, png_path)
+
+
+__all__ += ["shipped_curves_figure"]
