@@ -298,3 +298,27 @@ def test_shipped_weights_carry_their_benchmark_numbers():
             row = table[(table.model == s.model) & (table.scale == s.scale) & (table.dataset == dataset)
                         & (table.metric == "psnr") & (table.weights == f"shipped-{s.tag}")]
             assert value == pytest.approx(float(row["value"].iloc[0]), abs=1e-4)
+
+
+def test_shipped_curves_figure_draws_every_shipped_checkpoint(tmp_path, monkeypatch):
+    """The figure of the shipped weights' validation curves has one panel per shipped scale and one curve per
+    checkpoint, from the histories in their provenance."""
+    import matplotlib.figure
+
+    from ibmdn.experiments import plots
+    from ibmdn.shipped import shipped_weights
+
+    root = Path(__file__).resolve().parents[1]
+    drawn = {}
+    save = plots._paper_save
+    monkeypatch.setattr(plots, "_paper_save", lambda fig, png: drawn.setdefault("fig", fig) and save(fig, png))
+    png = plots.shipped_curves_figure(tmp_path / "shipped.png", root / "results" / "bicubic_eval.csv")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ships = shipped_weights()
+    axes = drawn["fig"].axes
+    assert isinstance(drawn["fig"], matplotlib.figure.Figure) and len(axes) == len({s.scale for s in ships})
+    for ax, scale in zip(axes, sorted({s.scale for s in ships})):
+        curves = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+        assert len(curves) == sum(s.scale == scale for s in ships)
+        hist = [s for s in ships if s.scale == scale][0].meta["val_history"]
+        assert list(curves[0].get_ydata()) == [h["psnr"] for h in hist]
