@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (GPU option)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
-                   help="stop after MIN minutes of training (validate, checkpoint, finish; --resume continues)")
+                   help="stop after MIN minutes of training (validate, checkpoint, finish; --resume continues); "
+                        "SIGTERM or a first Ctrl-C stop a run the same way")
     p.add_argument("--bench-loader", type=int, default=0, metavar="N",
                    help="only measure the data loader over N batches (batches/s) and exit")
     _roots(p)

@@ -128,3 +128,39 @@ def test_resume_refuses_a_different_recipe_and_missing_runs(tmp_path, data_root,
         assert "lr: 0.0005 -> 0.1" in err and err.count("\n") == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_sigterm_stops_after_the_step_and_resume_is_bitwise_identical(tmp_path, data_root):
+    """SIGTERM (kill, a scheduler's preemption) ends the run like --time-limit: the step finishes, the run
+    validates, checkpoints and exits 0 with ``stopped_early``; --resume then ends where an uninterrupted run
+    ends, bit for bit."""
+    import json
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.format(iterations=ITERATIONS).replace("ckpt_every = 2", "ckpt_every = 1000"))
+    env = _env(data_root)
+    ref = _run(_cmd(config, tmp_path / "ref"), env)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(config, run), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and (
+            not (run / "log.csv").exists() or len(_log(run / "log.csv")) < 3):
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM: stopping after this step" in err
+    meta = json.loads((run / "final.json").read_text())
+    stopped_at = torch.load(run / "last.pth", weights_only=True)["step"]
+    # no periodic checkpoint in this recipe: the one there is the stop's own
+    assert meta["stopped_early"] is True and 3 <= stopped_at == meta["steps"] < ITERATIONS
+
+    res = _run(_cmd(config, run, "--resume"), env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a = torch.load(tmp_path / "ref" / "final.pth", weights_only=True)
+    b = torch.load(run / "final.pth", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    assert json.loads((run / "final.json").read_text())["steps"] == ITERATIONS

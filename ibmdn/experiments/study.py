@@ -240,8 +240,8 @@ def run_study(plan: list[StudyRun], runs: Path, records: Path = RECORDS, hours: 
                 train(run.model, run.scale, cfg, out=folder, resume=(folder / "last.pth").is_file(), device=device,
                       data_root=data_root, weights_root=weights_root, progress=False, time_limit=left)
                 info = _finished(folder, cfg.iterations)
-                if info is None:  # stopped at the deadline; resumed next session
-                    print(f"[study] {run.name} paused at the deadline", flush=True)
+                if info is None:  # stopped at the deadline or by SIGTERM / Ctrl-C; resumed next session
+                    print(f"[study] {run.name} paused (deadline or stop request)", flush=True)
                     break
             print(f"[study] evaluating {run.name}", flush=True)
             t0 = time.perf_counter()

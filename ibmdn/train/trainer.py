@@ -30,10 +30,12 @@ GPU options (``--bf16``, ``--channels-last``, ``--compile``) are off by default 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -287,6 +289,9 @@ def train(
     run (the recipe's ``iterations`` is unchanged, so the lr schedule is the recipe's). It is not part of
     the recipe: a time-limited run is the first ``steps`` iterations of the full one.
 
+    SIGTERM (``kill``, a scheduler's preemption) and a first Ctrl-C stop the run the same way, after the
+    current step; a second Ctrl-C interrupts at once (the last periodic checkpoint stays).
+
     Raises:
         TrainError / ConfigError / TrainDataError: bad user input (one-line CLI errors).
     """
@@ -430,8 +435,35 @@ def _save_last(run: _Run, state: RunState, done: int) -> None:
                            "rng": rng_state()}, run.last_path)
 
 
+@contextlib.contextmanager
+def _stop_requests():
+    """While the loop runs: a list that SIGTERM and a first SIGINT append to (a request to stop as a time limit
+    does: after the step, validate, checkpoint, finish); a second SIGINT raises KeyboardInterrupt at once.
+    Outside the main thread (where handlers cannot be set) the list stays empty."""
+    asked: list[int] = []
+
+    def handler(signum, frame):
+        if signum == signal.SIGINT and asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (checkpoint, then exit; --resume "
+              f"continues){'; Ctrl-C again to interrupt at once' if signum == signal.SIGINT else ''}",
+              file=sys.stderr, flush=True)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):
+                previous[sig] = signal.signal(sig, handler)
+        yield asked
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 def _loop(run: _Run, state: RunState, loader, progress: bool, time_limit: float) -> bool:
-    """Steps ``state.step`` to the end (or to ``time_limit`` minutes); whether it stopped early."""
+    """Steps ``state.step`` to the end (or to ``time_limit`` minutes, or to a stop request); whether it stopped
+    early."""
     from tqdm.auto import tqdm
 
     cfg, task, info, device = run.cfg, run.task, run.info, run.device
@@ -441,7 +473,9 @@ def _loop(run: _Run, state: RunState, loader, progress: bool, time_limit: float)
     n_acc, data_time, t_interval = 0, 0.0, time.perf_counter()
     t_run, elapsed0 = time.perf_counter(), state.elapsed
     lr, stopped_early = lr_at(cfg, state.step), False
-    try:
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(_stop_requests())
+        stack.callback(bar.close)
         it = iter(loader)
         for step in range(state.step, cfg.iterations):
             t0 = time.perf_counter()
@@ -454,8 +488,10 @@ def _loop(run: _Run, state: RunState, loader, progress: bool, time_limit: float)
             n_acc += 1
             done = state.step = step + 1
             bar.update(1)
-            if time_limit > 0:  # every process decides alike (rank 0's clock), so DDP stays in step
-                over = time.perf_counter() - t_run > time_limit * 60
+            # every process decides alike (rank 0's clock and signals), so DDP stays in step; under DDP without
+            # a time limit only every log_every steps, where the loop synchronises anyway
+            if time_limit > 0 or not info.enabled or done % cfg.log_every == 0:
+                over = bool(stop) or (time_limit > 0 and time.perf_counter() - t_run > time_limit * 60)
                 stopped_early = broadcast_float(float(over), info, device) > 0.5 and done < cfg.iterations
             end = done == cfg.iterations or stopped_early
             is_val = cfg.val_every > 0 and (done % cfg.val_every == 0 or end)
@@ -478,8 +514,6 @@ def _loop(run: _Run, state: RunState, loader, progress: bool, time_limit: float)
                 _save_last(run, state, done)
             if stopped_early:
                 break
-    finally:
-        bar.close()
     state.elapsed = elapsed0 + time.perf_counter() - t_run
     return stopped_early
 
