@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The long CPU runs, in the background on a 2-core machine, one core each, until a deadline HOURS from now:
+#   1. the study: `python -m ibmdn.experiments.study run` on Tables I-V (whatever has no record yet; a run
+#      that would not finish is paused at the deadline and resumed by the next call);
+#   2. the shipped-weights runs: configs/weights/ibmdn_stable_x2_long.toml, then the x3 and x4 fine-tunes
+#      from its final network (configs/weights/ibmdn_stable_x{3,4}_long.toml), one after the other.
+# Every run checkpoints as it goes and resumes bitwise where it stopped, so the same call in a later session
+# continues both. The call returns at once; the logs are runs/study/worker.log and runs/weights/*.log.
+#
+#   scripts/cpu_long_runs.sh HOURS          start both
+#   scripts/cpu_long_runs.sh stop           stop both now: each run finishes its step, checkpoints, exits
+#   DRY=1 scripts/cpu_long_runs.sh HOURS    print what would run
+#
+# Environment: PY (default .venv/bin/python), IBMDN_DATA / IBMDN_WEIGHTS / IBMDN_BACKBONES as for make.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PY:-.venv/bin/python}
+STUDY=(-m ibmdn.experiments.study run --tables table1,table2,table3,table4,table5)
+TRAIN=(-m ibmdn.cli train --model ibmdn_stable --profile short --threads 1 --no-progress)
+
+if [ "${1:-}" = stop ]; then
+  pkill -TERM -f "cpu_long_runs.sh weights"  # first, so that it starts no further run
+  pkill -TERM -f "ibmdn.experiments.study run"; pkill -TERM -f "ibmdn.cli train --model ibmdn_stable"
+  exit 0
+fi
+
+weights() {  # the x2 run, then x3 and x4 from its final network, each until the deadline (epoch seconds)
+  local deadline=$1 scale out left resume
+  for scale in 2 3 4; do
+    out=runs/weights/ibmdn_stable_x${scale}_long
+    if [ -f "$out/final.json" ] && "$PY" -c "import json,sys; sys.exit(json.load(open('$out/final.json'))['stopped_early'])"; then
+      continue  # finished its schedule
+    fi
+    left=$(( (deadline - $(date +%s)) / 60 ))
+    [ "$left" -ge 2 ] || return 0
+    resume=(); [ -f "$out/last.pth" ] && resume=(--resume)
+    echo "== $(date -u +%FT%TZ) x$scale for at most $left min ${resume[*]}"
+    ${DRY:+echo} "$PY" "${TRAIN[@]}" --scale "$scale" --config "configs/weights/ibmdn_stable_x${scale}_long.toml" \
+      --out "$out" --time-limit "$left" "${resume[@]}" || return 1
+    if [ -z "${DRY:-}" ] && "$PY" -c "import json,sys; sys.exit(not json.load(open('$out/final.json'))['stopped_early'])"; then
+      return 0  # stopped by its time limit or a stop request: the next call resumes it
+    fi
+  done
+}
+
+if [ "${1:-}" = weights ]; then weights "$2"; exit $?; fi
+
+hours=${1:?usage: scripts/cpu_long_runs.sh HOURS | stop}
+deadline=$("$PY" -c "import sys, time; print(int(time.time() + float(sys.argv[1]) * 3600))" "$hours") || exit 1
+mkdir -p runs/study runs/weights
+if [ -n "${DRY:-}" ]; then
+  echo OMP_NUM_THREADS=1 "$PY" "${STUDY[@]}" --hours "$hours"
+  weights "$deadline"
+  exit 0
+fi
+OMP_NUM_THREADS=1 nohup "$PY" "${STUDY[@]}" --hours "$hours" >> runs/study/worker.log 2>&1 &
+OMP_NUM_THREADS=1 nohup bash "$0" weights "$deadline" >> runs/weights/runs.log 2>&1 &
+echo "started until $(date -d "@$deadline" +%T): the study (runs/study/worker.log), the weights (runs/weights/runs.log)"
