@@ -11,11 +11,16 @@
 #   scripts/cpu_long_runs.sh stop           stop both now: each run finishes its step, checkpoints, exits
 #   DRY=1 scripts/cpu_long_runs.sh HOURS    print what would run
 #
-# Environment: PY (default .venv/bin/python), IBMDN_DATA / IBMDN_WEIGHTS / IBMDN_BACKBONES as for make.
+# Environment: PY (default .venv/bin/python), IBMDN_DATA / IBMDN_WEIGHTS / IBMDN_BACKBONES as for make;
+# RUNS (default runs: the run folders) and RECORDS (default results/study: where study records go), so that
+# a second checkout pinned at one commit can train while this one is edited.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
-STUDY=(-m ibmdn.experiments.study run --tables table1,table2,table3,table4,table5)
+RUNS=${RUNS:-runs}
+RECORDS=${RECORDS:-results/study}
+STUDY=(-m ibmdn.experiments.study run --tables table1,table2,table3,table4,table5 --runs "$RUNS/study"
+       --records "$RECORDS")
 TRAIN=(-m ibmdn.cli train --model ibmdn_stable --profile short --threads 1 --no-progress)
 
 if [ "${1:-}" = stop ]; then
@@ -25,18 +30,19 @@ if [ "${1:-}" = stop ]; then
 fi
 
 weights() {  # the x2 run, then x3 and x4 from its final network, each until the deadline (epoch seconds)
-  local deadline=$1 scale out left resume
+  local deadline=$1 scale out left extra
   for scale in 2 3 4; do
-    out=runs/weights/ibmdn_stable_x${scale}_long
+    out=$RUNS/weights/ibmdn_stable_x${scale}_long
     if [ -f "$out/final.json" ] && "$PY" -c "import json,sys; sys.exit(json.load(open('$out/final.json'))['stopped_early'])"; then
       continue  # finished its schedule
     fi
     left=$(( (deadline - $(date +%s)) / 60 ))
     [ "$left" -ge 2 ] || return 0
-    resume=(); [ -f "$out/last.pth" ] && resume=(--resume)
-    echo "== $(date -u +%FT%TZ) x$scale for at most $left min ${resume[*]}"
+    extra=(); [ -f "$out/last.pth" ] && extra=(--resume)
+    [ "$scale" = 2 ] || extra+=(--init "$RUNS/weights/ibmdn_stable_x2_long/final.pth")
+    echo "== $(date -u +%FT%TZ) x$scale for at most $left min ${extra[*]}"
     ${DRY:+echo} "$PY" "${TRAIN[@]}" --scale "$scale" --config "configs/weights/ibmdn_stable_x${scale}_long.toml" \
-      --out "$out" --time-limit "$left" "${resume[@]}" || return 1
+      --out "$out" --time-limit "$left" "${extra[@]}" || return 1
     if [ -z "${DRY:-}" ] && "$PY" -c "import json,sys; sys.exit(not json.load(open('$out/final.json'))['stopped_early'])"; then
       return 0  # stopped by its time limit or a stop request: the next call resumes it
     fi
@@ -47,12 +53,12 @@ if [ "${1:-}" = weights ]; then weights "$2"; exit $?; fi
 
 hours=${1:?usage: scripts/cpu_long_runs.sh HOURS | stop}
 deadline=$("$PY" -c "import sys, time; print(int(time.time() + float(sys.argv[1]) * 3600))" "$hours") || exit 1
-mkdir -p runs/study runs/weights
+mkdir -p "$RUNS/study" "$RUNS/weights"
 if [ -n "${DRY:-}" ]; then
   echo OMP_NUM_THREADS=1 "$PY" "${STUDY[@]}" --hours "$hours"
   weights "$deadline"
   exit 0
 fi
-OMP_NUM_THREADS=1 nohup "$PY" "${STUDY[@]}" --hours "$hours" >> runs/study/worker.log 2>&1 &
-OMP_NUM_THREADS=1 nohup bash "$0" weights "$deadline" >> runs/weights/runs.log 2>&1 &
-echo "started until $(date -d "@$deadline" +%T): the study (runs/study/worker.log), the weights (runs/weights/runs.log)"
+OMP_NUM_THREADS=1 nohup "$PY" "${STUDY[@]}" --hours "$hours" >> "$RUNS/study/worker.log" 2>&1 &
+OMP_NUM_THREADS=1 nohup bash "$0" weights "$deadline" >> "$RUNS/weights/runs.log" 2>&1 &
+echo "started until $(date -d "@$deadline" +%T): the study ($RUNS/study/worker.log), the weights ($RUNS/weights/runs.log)"

@@ -273,3 +273,27 @@ def test_kept_weights_are_the_recorded_ones_and_re_measure(data_root):
     # print two decimals; 1e-3 dB is far below that and far above any float-order effect.
     assert got == pytest.approx(want, abs=1e-3)
     build_model(rec["model"], rec["scale"], weights=str(kept[0]))  # loads strictly into the registered network
+
+
+def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
+    """scripts/cpu_long_runs.sh (dry): one study worker on Tables I-V and the weights chain, x3/x4 from x2's
+    final network, in the run folders it is given; a finished x2 run is not trained again."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "DRY": "1", "PY": sys.executable, "RUNS": str(tmp_path / "r"),
+           "RECORDS": str(tmp_path / "rec")}
+    out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.5"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert f"study run --tables table1,table2,table3,table4,table5 --runs {tmp_path}/r/study --records " \
+           f"{tmp_path}/rec --hours 0.5" in out
+    assert "--scale 2 --config configs/weights/ibmdn_stable_x2_long.toml" in out
+    assert f"--scale 4 --config configs/weights/ibmdn_stable_x4_long.toml --out {tmp_path}/r/weights/" \
+           f"ibmdn_stable_x4_long --time-limit 30 --init {tmp_path}/r/weights/ibmdn_stable_x2_long/final.pth" in out
+    x2 = tmp_path / "r" / "weights" / "ibmdn_stable_x2_long"
+    x2.mkdir(parents=True)
+    (x2 / "final.json").write_text(json.dumps({"stopped_early": False}))
+    out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.5"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "--scale 2 " not in out and "--scale 3 " in out
