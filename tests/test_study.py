@@ -126,6 +126,30 @@ def test_claims_from_records_signs_and_lpips():
     assert len(set(found["claim"])) == len(claims.CLAIMS) == 7
 
 
+def test_seeds_to_resolve_is_the_first_seed_count_whose_interval_excludes_the_margin():
+    """With the observed means and spreads held, the Welch interval at the returned number of seeds per side
+    excludes -margin and at one fewer it does not; the pooled form uses its fixed degrees of freedom."""
+    from scipy import stats
+
+    a, b = pd.Series([35.30, 35.10, 35.50]), pd.Series([35.20, 35.00, 35.25])  # advantage 0.15, not resolvable
+    lo, hi = claims._welch(a, b)
+    assert lo < 0 < hi
+    n = claims.seeds_to_resolve(a, b, 0.0)
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+
+    def half(k):
+        df = (va + vb) ** 2 * (k - 1) / (va**2 + vb**2)
+        return stats.t.ppf(0.975, df) * ((va + vb) / k) ** 0.5
+
+    assert n == int(n) and half(n) < 0.15 <= half(n - 1)
+    assert claims.seeds_to_resolve(a, b, 0.05) < n  # a margin of 0.05: the interval must clear -0.05, 0.20 away
+    assert math.isnan(claims.seeds_to_resolve(a, a, 0.0))  # no difference: never
+    one, var = pd.Series([35.2]), (0.04, 29)
+    k = claims.seeds_to_resolve(one, pd.Series([35.0]), 0.0, var)
+    assert stats.t.ppf(0.975, 29) * (2 * 0.04 / k) ** 0.5 < 0.2 <= stats.t.ppf(0.975, 29) * (2 * 0.04 / (k - 1)) ** 0.5
+    assert math.isnan(claims.seeds_to_resolve(one, pd.Series([35.0]), 0.0))  # one seed and no pooled variance
+
+
 def test_one_seed_tables_use_the_pooled_seed_variance():
     """Table IV's one-seed comparisons get a t interval from the seed variance pooled over the multi-seed
     networks of the same benchmark and metric; Table I-III comparisons never do."""

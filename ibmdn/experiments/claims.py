@@ -24,7 +24,10 @@ values from ``reported/paper.csv``.
     (``study.ONE_SEED``): their intervals use the seed variance pooled over every multi-seed network of the
     same benchmark, metric and scale (:func:`seed_variance`; Tables I-III at x2), i.e. they assume an ESRT
     or GAN run scatters over seeds as much as the study's other networks do on average. ``interval`` says
-    which was used. The margin is 0 for "beats", and the
+    which was used. ``seeds_to_resolve`` (not-resolvable comparisons only): the seeds per side at which the
+    interval would exclude the margin if the means and spreads stayed as observed (:func:`seeds_to_resolve`;
+    a planning figure for where more seeds could settle a claim at this budget, not a test). The margin is
+    0 for "beats", and the
     ``NON_INFERIORITY_DB`` of a "keeps" or "competitive" claim. A claim's verdict sums its comparisons.
 """
 
@@ -246,6 +249,32 @@ def _interval(a: pd.Series, b: pd.Series, variance: tuple[float, int] | None) ->
     return lo, hi, "" if math.isnan(lo) else "pooled"
 
 
+RESOLVE_MAX_SEEDS = 100
+"""The largest number of seeds per side :func:`seeds_to_resolve` looks at."""
+
+
+def seeds_to_resolve(a: pd.Series, b: pd.Series, margin: float, variance: tuple[float, int] | None = None) -> float:
+    """Seeds per side at which the 95 % interval of mean(a) - mean(b) would exclude ``-margin``, if the means
+    and the seed spread stayed as observed: a planning figure for a comparison that is not resolvable, not
+    a test (the means will move). Welch's interval from each side's sample variance; with fewer than two
+    seeds on a side the pooled ``variance`` ``(s^2, df)`` and its fixed degrees of freedom. NaN when more
+    than :data:`RESOLVE_MAX_SEEDS` would be needed or nothing can be said."""
+    from scipy import stats
+
+    dist = abs(a.mean() - b.mean() + margin) if len(a) and len(b) else math.nan
+    if len(a) >= 2 and len(b) >= 2:
+        va, vb = a.var(ddof=1), b.var(ddof=1)
+        df = lambda n: (va + vb) ** 2 * (n - 1) / (va**2 + vb**2) if va + vb > 0 else math.inf
+        half = lambda n: float(stats.t.ppf(0.975, df(n))) * math.sqrt((va + vb) / n)
+    elif variance is not None:
+        half = lambda n: float(stats.t.ppf(0.975, variance[1])) * math.sqrt(2 * variance[0] / n)
+    else:
+        return math.nan
+    if not dist > 0:
+        return math.nan
+    return next((float(n) for n in range(max(len(a), len(b), 2), RESOLVE_MAX_SEEDS + 1) if half(n) < dist), math.nan)
+
+
 def verdict(ci_low: float, ci_high: float, margin: float) -> str:
     """The rule of :data:`RULE` for one comparison."""
     if math.isnan(ci_low):
@@ -289,8 +318,10 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
                     sign = METRICS[metric].sign
                     vals = [sub[(sub["model"] == RUN_ALIASES.get(m, m)) & (sub["dataset"] == dataset)
                                 & (sub["metric"] == metric)]["value"] for m in (better, worse)]
-                    lo, hi, interval = _interval(vals[0], vals[1], pooled.get((scale, dataset, metric))
-                                                 if c.table in ONE_SEED else None)
+                    var = pooled.get((scale, dataset, metric)) if c.table in ONE_SEED else None
+                    lo, hi, interval = _interval(vals[0], vals[1], var)
+                    m = margin if metric == "psnr" else 0.0
+                    needed = seeds_to_resolve(vals[0], vals[1], sign * m, var)
                     lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
                     mb, mw = (v.mean() if len(v) else math.nan for v in vals)
                     pa = sign * (paper.get((better, dataset, metric), math.nan) - paper.get((worse, dataset, metric),
@@ -299,9 +330,12 @@ def claims_table(runs: pd.DataFrame) -> pd.DataFrame:
                                  "worse": worse, "dataset": dataset, "metric": metric,
                                  "margin": margin if metric == "psnr" else 0.0, "mean_better": mb, "mean_worse": mw,
                                  "advantage": sign * (mb - mw), "ci_low": lo, "ci_high": hi, "n_better": len(vals[0]),
-                                 "n_worse": len(vals[1]), "interval": interval, "paper_advantage": pa})
+                                 "n_worse": len(vals[1]), "interval": interval, "paper_advantage": pa,
+                                 "seeds_to_resolve": needed})
         for r in rows[first:]:
             r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["margin"])
+            if r["verdict"] != "not resolvable":
+                r["seeds_to_resolve"] = math.nan
         cv = claim_verdict([r["verdict"] for r in rows[first:]])
         for r in rows[first:]:
             r["claim_verdict"] = cv
@@ -327,7 +361,7 @@ def _meta(records: Path, recs: list[dict[str, Any]], results: Path) -> dict[str,
                       runs={r["run"]: {"commit": (r.get("git") or {}).get("sha"), "date_utc": r.get("date_utc"),
                                        "train_s": r.get("wall_s"), "eval_s": r.get("eval_s")} for r in recs},
                       rule=RULE, non_inferiority_db=NON_INFERIORITY_DB)
-    for k in ("git", "date_utc", "argv"):
+    for k in ("git", "date_utc", "argv", "device", "platform"):  # of the rendering machine: irrelevant here
         meta.pop(k, None)
     return meta
 
@@ -358,6 +392,17 @@ def render_claims(records: Path = RECORDS, results: Path = Path("results"),
     return claims, csv, plots.claims_figure(csv, Path(figures) / "claims.png")
 
 
+def _resolve_text(g: pd.DataFrame) -> str:
+    """``3 with <= 10, 4 with 11-100, 2 more`` for a claim's not-resolvable comparisons (empty without one)."""
+    open_ = g[g["verdict"] == "not resolvable"]
+    if not len(open_):
+        return ""
+    n = pd.to_numeric(open_["seeds_to_resolve"], errors="coerce")
+    parts = [(int((n <= 10).sum()), "with <= 10"), (int(((n > 10) & (n <= RESOLVE_MAX_SEEDS)).sum()),
+             f"with 11-{RESOLVE_MAX_SEEDS}"), (int(n.isna().sum()), f"more than {RESOLVE_MAX_SEEDS}")]
+    return ", ".join(f"{k} {what}" for k, what in parts if k)
+
+
 def summary(claims: pd.DataFrame) -> pd.DataFrame:
     """One line per claim: its verdict and the range of the measured advantages beside the paper's."""
     rows = []
@@ -367,7 +412,8 @@ def summary(claims: pd.DataFrame) -> pd.DataFrame:
         pap = g["paper_advantage"].dropna()
         rows.append({"claim": number, "statement": g["statement"].iloc[0], "verdict": g["claim_verdict"].iloc[0],
                      "comparisons": len(g), "tested": len(tested), "advantage (ours)": rng,
-                     "advantage (paper)": f"{pap.min():+.3f} to {pap.max():+.3f}" if len(pap) else ""})
+                     "advantage (paper)": f"{pap.min():+.3f} to {pap.max():+.3f}" if len(pap) else "",
+                     "not resolvable: seeds per side to resolve": _resolve_text(g)})
     return pd.DataFrame(rows)
 
 

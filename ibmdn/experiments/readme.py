@@ -226,11 +226,14 @@ def render_claims(df: pd.DataFrame) -> str:
 
     s = summary(df)
     rows = [[str(r["claim"]), r["statement"], f"**{r['verdict']}**", f"{r['tested']} / {r['comparisons']}",
-             r["advantage (ours)"], r["advantage (paper)"]] for r in s.to_dict("records")]
+             r["advantage (ours)"], r["advantage (paper)"], r["not resolvable: seeds per side to resolve"]]
+            for r in s.to_dict("records")]
     head = ("Each claim is a set of comparisons (network A beats B on a metric and benchmark; the advantage is A - B, "
-            f"B - A for LPIPS). Rule: {RULE}. Every comparison: `results/claims.csv`.")
-    return head + "\n\n" + markdown_table(["#", "claim", "verdict", "tested", "advantage, ours", "advantage, paper"],
-                                          rows, "lllrrr")
+            f"B - A for LPIPS). Rule: {RULE}. The last column counts the not-resolvable comparisons by the seeds per "
+            "side their interval would need to exclude the margin if the means and spreads stayed as observed (a "
+            "planning figure, not a test). Every comparison: `results/claims.csv`.")
+    return head + "\n\n" + markdown_table(["#", "claim", "verdict", "tested", "advantage, ours", "advantage, paper",
+                                           "not resolvable: seeds per side to resolve"], rows, "lllrrrl")
 
 
 def _commit(git: dict | None) -> str:
