@@ -61,6 +61,8 @@ def test_study_recipe_is_short_on_the_fast_path_with_a_seed():
     assert (cfg.seed, cfg.channels_last, cfg.threads, cfg.profile) == (2, True, 1, "study")
     assert study.study_recipe(0, 3).patch_size % 3 == 0
     assert study.study_recipe(0, 4, 7, True).iterations == 7 * cfg.iterations  # the paper's 700 epochs
+    gan = study.study_recipe(0, 4, 1, True)  # Table V: ESRGAN's L1 pre-training stage, then its loss
+    assert gan.gan and gan.gan_warmup == cfg.iterations // 2 and study.study_recipe(0).gan_warmup == 0
 
 
 def test_gpu_budget_is_a_separate_profile():

@@ -36,7 +36,8 @@ The profiles (docs/results-and-provenance.md):
 
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
 ESRGAN's: 1e-2 L1 + 1 perceptual + 5e-3 relativistic-average adversarial, after ``gan_warmup`` pixel-only
-iterations (ESRGAN pre-trains its generator on L1; the warm-up plays that role). ESRGAN's perceptual
+iterations (ESRGAN pre-trains its generator on L1; the warm-up plays that role; the study gives it half of
+each Table V run). ESRGAN's perceptual
 term is the L1 distance of VGG19 ``conv5_4`` features before activation; VGG19 has no offline source
 here (docs/protocol.md), so the GAN uses VGG16 ``conv5_3`` before activation: a documented deviation.
 """
