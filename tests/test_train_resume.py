@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,13 +66,21 @@ def _log(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_root) -> Path:
+    """An uninterrupted run of the tiny recipe (how often it checkpoints changes nothing it trains)."""
+    out = tmp_path_factory.mktemp("reference")
+    config = out / "tiny.toml"
+    config.write_text(TINY.format(iterations=ITERATIONS))
+    ref = _run(_cmd(config, out / "ref"), _env(data_root))
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    return out / "ref"
+
+
+def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root, reference):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY.format(iterations=ITERATIONS))
     env = _env(data_root)
-
-    ref = _run(_cmd(config, tmp_path / "ref"), env)
-    assert ref.returncode == 0, ref.stderr[-2000:]
 
     run = tmp_path / "run"
     proc = subprocess.Popen(
@@ -89,18 +98,18 @@ def test_kill9_then_resume_is_bitwise_identical(tmp_path, data_root):
     res = _run(_cmd(config, run, "--resume"), env)
     assert res.returncode == 0, res.stderr[-2000:]
 
-    a = torch.load(tmp_path / "ref" / "final.pth", weights_only=True)
+    a = torch.load(reference / "final.pth", weights_only=True)
     b = torch.load(run / "final.pth", weights_only=True)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
-    ca = torch.load(tmp_path / "ref" / "last.pth", weights_only=True)
+    ca = torch.load(reference / "last.pth", weights_only=True)
     cb = torch.load(run / "last.pth", weights_only=True)
     for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert ca["best_psnr"] == cb["best_psnr"] and ca["step"] == cb["step"] == ITERATIONS
 
     # the log was cut back to the checkpoint and continued: same steps, same losses, same validations
-    la, lb = _log(tmp_path / "ref" / "log.csv"), _log(run / "log.csv")
+    la, lb = _log(reference / "log.csv"), _log(run / "log.csv")
     assert [r["step"] for r in la] == [r["step"] for r in lb] == [str(i) for i in range(1, ITERATIONS + 1)]
     assert [(r["loss"], r["val_psnr"]) for r in la] == [(r["loss"], r["val_psnr"]) for r in lb]
     assert la[-1]["val_psnr"] != ""
@@ -130,7 +139,7 @@ def test_resume_refuses_a_different_recipe_and_missing_runs(tmp_path, data_root,
         torch.set_num_threads(threads)
 
 
-def test_sigterm_stops_after_the_step_and_resume_is_bitwise_identical(tmp_path, data_root):
+def test_sigterm_stops_after_the_step_and_resume_is_bitwise_identical(tmp_path, data_root, reference):
     """SIGTERM (kill, a scheduler's preemption) ends the run like --time-limit: the step finishes, the run
     validates, checkpoints and exits 0 with ``stopped_early``; --resume then ends where an uninterrupted run
     ends, bit for bit."""
@@ -139,9 +148,6 @@ def test_sigterm_stops_after_the_step_and_resume_is_bitwise_identical(tmp_path, 
     config = tmp_path / "tiny.toml"
     config.write_text(TINY.format(iterations=ITERATIONS).replace("ckpt_every = 2", "ckpt_every = 1000"))
     env = _env(data_root)
-    ref = _run(_cmd(config, tmp_path / "ref"), env)
-    assert ref.returncode == 0, ref.stderr[-2000:]
-
     run = tmp_path / "run"
     proc = subprocess.Popen(_cmd(config, run), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
@@ -160,7 +166,7 @@ def test_sigterm_stops_after_the_step_and_resume_is_bitwise_identical(tmp_path, 
 
     res = _run(_cmd(config, run, "--resume"), env)
     assert res.returncode == 0, res.stderr[-2000:]
-    a = torch.load(tmp_path / "ref" / "final.pth", weights_only=True)
+    a = torch.load(reference / "final.pth", weights_only=True)
     b = torch.load(run / "final.pth", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
     assert json.loads((run / "final.json").read_text())["steps"] == ITERATIONS
