@@ -323,3 +323,24 @@ def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
     out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.5"], env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert "--scale 2 " not in out and "--scale 3 " in out
+
+
+def test_status_shows_how_far_each_started_run_is(tmp_path, capsys):
+    """``study status`` prints, under each started run, its step, training time, time left at that pace and
+    last validation, read from the run folder (``ibmdn.train.run_progress``)."""
+    from ibmdn.train import run_progress
+
+    run = study.study_plan(("table5",))[0]
+    folder = tmp_path / "runs" / run.name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": {"iterations": 1500}}))
+    (folder / "log.csv").write_text("step,loss,val_psnr,elapsed_s\n250,0.1,27.5,1000.0\n500,0.09,,2000.0\n")
+    (folder / "last.pth").write_bytes(b"")
+    p = run_progress(folder)
+    assert p["step"] == 500 and p["iterations"] == 1500 and p["left_s"] == pytest.approx(4000.0)
+    assert p["val_psnr"] == 27.5 and run_progress(tmp_path) is None
+    assert study.main(["status", "--tables", "table5", "--runs", str(tmp_path / "runs"),
+                       "--records", str(tmp_path / "rec")]) == 0
+    out = capsys.readouterr().out
+    assert f"started (1): {run.name}" in out
+    assert f"  {run.name}: step 500 of 1,500, 0.6 h trained, about 1.1 h left at this pace, last validation 27.50 dB" in out

@@ -7,6 +7,6 @@
 """
 
 from ibmdn.train.config import PROFILES, TrainConfig, resolve_config
-from ibmdn.train.trainer import lr_at, train
+from ibmdn.train.trainer import lr_at, run_progress, train
 
-__all__ = ["PROFILES", "TrainConfig", "lr_at", "resolve_config", "train"]
+__all__ = ["PROFILES", "TrainConfig", "lr_at", "resolve_config", "run_progress", "train"]

@@ -206,6 +206,27 @@ def _read_log(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def run_progress(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """How far a run folder's training is, from its ``config.json`` and ``log.csv``: ``step``, ``iterations``,
+    ``elapsed_s`` (training time so far, over every session), ``left_s`` (at the pace so far) and the last
+    validation PSNR (``val_psnr``, NaN before the first); ``None`` without a logged step."""
+    import json
+
+    run_dir = Path(run_dir)
+    log = _read_log(run_dir / "log.csv")
+    try:
+        iterations = int(json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["config"]["iterations"])
+    except (OSError, ValueError, KeyError):
+        return None
+    if not log:
+        return None
+    step, elapsed = int(log[-1]["step"]), float(log[-1]["elapsed_s"])
+    vals = [float(r["val_psnr"]) for r in log if r.get("val_psnr")]
+    return {"step": step, "iterations": iterations, "elapsed_s": elapsed,
+            "left_s": elapsed / step * (iterations - step) if step else math.nan,
+            "val_psnr": vals[-1] if vals else math.nan}
+
+
 def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor], cfg: TrainConfig, device: torch.device) -> bool:
     """Precise BatchNorm: replace every BN's running statistics by their average over ``batches``.
 
