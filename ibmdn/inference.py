@@ -25,9 +25,9 @@ from ibmdn.errors import IbmdnError
 from ibmdn.metrics.quality import tensor_to_uint8, uint8_to_tensor
 
 DEFAULT_OVERLAP = 16
+"""LR pixels of context around each tile's core."""
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """The inference precisions (``--precision``) of ``ibmdn upscale`` and ``ibmdn eval``."""
-"""LR pixels of context around each tile's core."""
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -29,13 +29,15 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
+finished() {  # whether run folder $1 ran its whole schedule (final.json without stopped_early)
+  [ -f "$1/final.json" ] && "$PY" -c "import json, sys; sys.exit(json.load(open(sys.argv[1]))['stopped_early'])" "$1/final.json"
+}
+
 weights() {  # the x2 run, then x3 and x4 from its final network, each until the deadline (epoch seconds)
   local deadline=$1 scale out left extra
   for scale in 2 3 4; do
     out=$RUNS/weights/ibmdn_stable_x${scale}_long
-    if [ -f "$out/final.json" ] && "$PY" -c "import json,sys; sys.exit(json.load(open('$out/final.json'))['stopped_early'])"; then
-      continue  # finished its schedule
-    fi
+    finished "$out" && continue
     left=$(( (deadline - $(date +%s)) / 60 ))
     [ "$left" -ge 2 ] || return 0
     extra=(); [ -f "$out/last.pth" ] && extra=(--resume)
@@ -43,9 +45,7 @@ weights() {  # the x2 run, then x3 and x4 from its final network, each until the
     echo "== $(date -u +%FT%TZ) x$scale for at most $left min ${extra[*]}"
     ${DRY:+echo} "$PY" "${TRAIN[@]}" --scale "$scale" --config "configs/weights/ibmdn_stable_x${scale}_long.toml" \
       --out "$out" --time-limit "$left" "${extra[@]}" || return 1
-    if [ -z "${DRY:-}" ] && "$PY" -c "import json,sys; sys.exit(not json.load(open('$out/final.json'))['stopped_early'])"; then
-      return 0  # stopped by its time limit or a stop request: the next call resumes it
-    fi
+    [ -n "${DRY:-}" ] || finished "$out" || return 0  # stopped by its time limit or a stop request: resumed next call
   done
 }
 

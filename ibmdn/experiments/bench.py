@@ -90,7 +90,7 @@ import torch
 from torch import nn
 
 from ibmdn.errors import IbmdnError
-from ibmdn.experiments.readme import ratio_text
+from ibmdn.experiments.readme import latency_metric, ratio_text
 from ibmdn.metrics.complexity import MIB, cpu_peak_rss_bytes, peak_memory, sync, time_calls
 
 PATH_TOKENS = ("eager", "compiled", "fused", "ort", "cl", "nchw", "bf16", "fp16", "tf32")
@@ -621,7 +621,7 @@ def best_paths(df: pd.DataFrame, dataset: str, metric: str | None = None) -> pd.
     """Per model: the path with the lowest ``metric`` on ``dataset`` (default: ``latency_best`` where the
     table has rounds, else ``latency``), with that value in column ``latency``."""
     sub = df[df["dataset"] == dataset]
-    metric = metric or ("latency_best" if (sub["metric"] == "latency_best").any() else "latency")
+    metric = metric or latency_metric(sub)
     sub = sub[sub["metric"] == metric]
     rows = []
     for model, g in sub.groupby("model", sort=True):
@@ -673,7 +673,7 @@ def acceptance(df: pd.DataFrame, dataset: str, model: str = "ibmdn", peer: str =
     ``eager-unfold``.
     """
     sub = df[df["dataset"] == dataset]
-    lat = sub[sub["metric"] == ("latency_best" if (sub["metric"] == "latency_best").any() else "latency")]
+    lat = sub[sub["metric"] == latency_metric(sub)]
     has_mem = set(df.loc[(df["dataset"] == dataset) & (df["metric"] == "peak_mem") & (df["model"] == model),
                          "weights"])
 

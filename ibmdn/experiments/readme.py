@@ -254,6 +254,12 @@ def _rounds(par: dict) -> str:
     return f", interleaved in {par['rounds']} rounds" if par.get("rounds") else ""
 
 
+def latency_metric(df: pd.DataFrame) -> str:
+    """The latency an ``ibmdn bench`` table ranks paths by: ``latency_best`` (the least-disturbed round) where
+    it was measured in rounds, else ``latency`` (the median of all calls)."""
+    return "latency_best" if (df["metric"] == "latency_best").any() else "latency"
+
+
 def ratio_text(a: dict, key: str) -> str:
     """``0.86x (median of rounds 0.90x, rounds 0.84-1.10)``: an acceptance ratio of ``ibmdn bench`` with its
     spread over the rounds (``_median``, ``_min``, ``_max``, where the dict has them)."""
@@ -278,7 +284,7 @@ def render_bench(df: pd.DataFrame) -> str:
     train = df[df["metric"] == "train_step"]
     for ds in sorted(d for d in df["dataset"].dropna().unique() if str(d).startswith("lr")):
         sub = df[df["dataset"] == ds]
-        lat = sub[sub["metric"] == ("latency_best" if (sub["metric"] == "latency_best").any() else "latency")]
+        lat = sub[sub["metric"] == latency_metric(sub)]
         rows = []
         for model, g in lat.groupby("model", sort=False):
             best = g.loc[g["value"].idxmin()]

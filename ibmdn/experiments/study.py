@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 if p:
                     print(f"  {name}: step {p['step']:,} of {p['iterations']:,}, {p['elapsed_s'] / 3600:.1f} h trained, "
                           f"about {p['left_s'] / 3600:.1f} h left at this pace"
-                          + (f", last validation {p['val_psnr']:.2f} dB" if p["val_psnr"] == p["val_psnr"] else ""))
+                          + ("" if math.isnan(p["val_psnr"]) else f", last validation {p['val_psnr']:.2f} dB"))
         return 0
     if args.action == "bicubic" or not (args.records / "bicubic.csv").is_file():
         print(f"bicubic reference: {record_bicubic(args.records)}")
