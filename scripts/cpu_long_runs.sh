@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long CPU runs, in the background on a 2-core machine, one core each, until a deadline HOURS from now:
 #   1. the study: `python -m ibmdn.experiments.study run` on Tables I-V (whatever has no record yet; a run
-#      that would not finish is paused at the deadline and resumed by the next call);
+#      that would not finish is paused at the deadline and resumed by the next call), then seeds 3 and 4 of
+#      the networks whose not-resolvable comparisons five seeds per side would resolve (--resolvable 5);
 #   2. the shipped-weights runs: configs/weights/ibmdn_stable_x2_long.toml, then the x3 and x4 fine-tunes
 #      from its final network (configs/weights/ibmdn_stable_x{3,4}_long.toml), one after the other.
 # Every run checkpoints as it goes and resumes bitwise where it stopped, so the same call in a later session
@@ -19,12 +20,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
 RUNS=${RUNS:-runs}
 RECORDS=${RECORDS:-results/study}
-STUDY=(-m ibmdn.experiments.study run --tables table1,table2,table3,table4,table5 --runs "$RUNS/study"
-       --records "$RECORDS")
+STUDY=(-m ibmdn.experiments.study run --runs "$RUNS/study" --records "$RECORDS")
+MORE_SEEDS=5  # then seeds up to this many per network, where results/claims.csv says they would settle a comparison
 TRAIN=(-m ibmdn.cli train --model ibmdn_stable --profile short --threads 1 --no-progress)
 
 if [ "${1:-}" = stop ]; then
-  pkill -TERM -f "cpu_long_runs.sh weights"  # first, so that it starts no further run
+  pkill -TERM -f "cpu_long_runs.sh (weights|study)"  # first, so that they start no further run
   pkill -TERM -f "ibmdn.experiments.study run"; pkill -TERM -f "ibmdn.cli train --model ibmdn_stable"
   exit 0
 fi
@@ -49,16 +50,27 @@ weights() {  # the x2 run, then x3 and x4 from its final network, each until the
   done
 }
 
+study() {  # Tables I-V, then the extra seeds, until the deadline (epoch seconds); --hours 0 would mean no deadline
+  local deadline=$1 hours
+  left() { "$PY" -c "import sys, time; h = (int(sys.argv[1]) - time.time()) / 3600; print(f'{h:.3f}' if h > 0.03 else '')" "$deadline"; }
+  hours=$(left); [ -n "$hours" ] || return 0
+  ${DRY:+echo} "$PY" "${STUDY[@]}" --tables table1,table2,table3,table4,table5 --hours "$hours" || return 1
+  hours=$(left); [ -n "$hours" ] || return 0
+  ${DRY:+echo} "$PY" "${STUDY[@]}" --tables table1,table2,table3 --resolvable "$MORE_SEEDS" \
+    --seeds "$(seq -s, 0 $((MORE_SEEDS - 1)))" --hours "$hours"
+}
+
 if [ "${1:-}" = weights ]; then weights "$2"; exit $?; fi
+if [ "${1:-}" = study ]; then study "$2"; exit $?; fi
 
 hours=${1:?usage: scripts/cpu_long_runs.sh HOURS | stop}
 deadline=$("$PY" -c "import sys, time; print(int(time.time() + float(sys.argv[1]) * 3600))" "$hours") || exit 1
 mkdir -p "$RUNS/study" "$RUNS/weights"
 if [ -n "${DRY:-}" ]; then
-  echo OMP_NUM_THREADS=1 "$PY" "${STUDY[@]}" --hours "$hours"
+  study "$deadline"
   weights "$deadline"
   exit 0
 fi
-OMP_NUM_THREADS=1 nohup "$PY" "${STUDY[@]}" --hours "$hours" >> "$RUNS/study/worker.log" 2>&1 &
+OMP_NUM_THREADS=1 nohup bash "$0" study "$deadline" >> "$RUNS/study/worker.log" 2>&1 &
 OMP_NUM_THREADS=1 nohup bash "$0" weights "$deadline" >> "$RUNS/weights/runs.log" 2>&1 &
 echo "started until $(date -d "@$deadline" +%T): the study ($RUNS/study/worker.log), the weights ($RUNS/weights/runs.log)"

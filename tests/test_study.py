@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -302,8 +303,9 @@ def test_kept_weights_are_the_recorded_ones_and_re_measure(data_root):
 
 
 def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
-    """scripts/cpu_long_runs.sh (dry): one study worker on Tables I-V and the weights chain, x3/x4 from x2's
-    final network, in the run folders it is given; a finished x2 run is not trained again."""
+    """scripts/cpu_long_runs.sh (dry): one study worker on Tables I-V, then on the seeds that may settle an open
+    comparison, and the weights chain, x3/x4 from x2's final network, in the run folders it is given; a finished
+    x2 run is not trained again; nothing starts once the deadline has passed."""
     import subprocess
     import sys
 
@@ -312,8 +314,10 @@ def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
            "RECORDS": str(tmp_path / "rec")}
     out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.5"], env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout
-    assert f"study run --tables table1,table2,table3,table4,table5 --runs {tmp_path}/r/study --records " \
-           f"{tmp_path}/rec --hours 0.5" in out
+    study_then_seeds = (rf"study run --runs {tmp_path}/r/study --records {tmp_path}/rec "
+                        r"--tables table1,table2,table3,table4,table5 --hours 0\.(4[89]\d|500)\n.*"
+                        r"--tables table1,table2,table3 --resolvable 5 --seeds 0,1,2,3,4 --hours 0\.(4[89]\d|500)\n")
+    assert re.search(study_then_seeds, out), out
     assert "--scale 2 --config configs/weights/ibmdn_stable_x2_long.toml" in out
     assert f"--scale 4 --config configs/weights/ibmdn_stable_x4_long.toml --out {tmp_path}/r/weights/" \
            f"ibmdn_stable_x4_long --time-limit 30 --init {tmp_path}/r/weights/ibmdn_stable_x2_long/final.pth" in out
@@ -323,6 +327,9 @@ def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
     out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.5"], env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert "--scale 2 " not in out and "--scale 3 " in out
+    out = subprocess.run(["bash", str(root / "scripts" / "cpu_long_runs.sh"), "0.01"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "study run" not in out and "--scale" not in out  # 36 s left: no run, and never --hours 0 (no deadline)
 
 
 def test_status_shows_how_far_each_started_run_is(tmp_path, capsys):
@@ -344,3 +351,21 @@ def test_status_shows_how_far_each_started_run_is(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"started (1): {run.name}" in out
     assert f"  {run.name}: step 500 of 1,500, 0.6 h trained, about 1.1 h left at this pace, last validation 27.50 dB" in out
+
+
+def test_more_seeds_go_to_the_networks_whose_open_comparisons_they_would_resolve():
+    table = pd.DataFrame({
+        "table": ["table1", "table2", "table3", "table4", "table1"],
+        "better": ["imdn_icmd", "rfdn_ibmd_cca", "rfdn_ibmd_chfab", "esrt_rfdn_ibmd", "bsrn_icmd"],
+        "worse": ["imdn", "rfdn_icmd_6b", "rfdn_ibmd_hfab", "esrt_imdn_ibmd", "bsrn"],
+        "verdict": ["not resolvable", "reproduced", "not resolvable", "not resolvable", "not resolvable"],
+        "seeds_to_resolve": [4, 3, 5, 2, float("nan")],
+    })
+    # resolved comparisons, one-seed tables and comparisons no seed count resolves are left alone
+    assert study.resolvable_models(table, 5) == ("imdn", "imdn_icmd", "rfdn_ibmd_chfab", "rfdn_ibmd_hfab")
+    assert study.resolvable_models(table, 4) == ("imdn", "imdn_icmd")
+    plan = study.study_plan(seeds=(3, 4), models=("imdn", "rfdn_ibmd_chfab"))
+    assert [r.name for r in plan] == ["ibmdn_x2_study_s3", "imdn_x2_study_s3", "ibmdn_x2_study_s4", "imdn_x2_study_s4"]
+    assert {r.datasets for r in plan if r.model == "imdn"} == {("set5", "set14", "bsd100", "urban100")}  # as before
+    with pytest.raises(ValueError, match="esrgan"):
+        study.study_plan(models=("esrgan",))  # a Table V row is not in Tables I-III's plan

@@ -3,6 +3,7 @@
     python -m ibmdn.experiments.study run --hours 2.5      # train / resume / evaluate what is missing
     python -m ibmdn.experiments.study status               # what is recorded, running, left
     python -m ibmdn.experiments.study keep-weights         # copy the small networks' seed-0 weights
+    python -m ibmdn.experiments.study run --seeds 0,1,2,3,4 --resolvable 5   # more seeds where they settle a claim
 
 Plan (:func:`study_plan`)
     Every network of Tables I-III (``rfdn_ibmd_chfab`` is ``ibmdn``) and the stable IBMDN
@@ -24,6 +25,13 @@ Workers
     runs that are recorded or claimed. ``--hours`` bounds a worker's session: no run starts after the
     deadline, nor one that the same network's earlier seeds say cannot finish (train and evaluate) before
     it, and the running one stops at it with its checkpoint written (the next session resumes it).
+
+More seeds
+    ``--models`` keeps the plan's runs of the named networks; ``--resolvable N`` keeps those of the networks on
+    either side of a comparison that ``results/claims.csv`` calls not resolvable and that N seeds per side
+    would resolve if the means and spreads stayed as observed (``seeds_to_resolve``, multi-seed tables only).
+    With ``--seeds`` up to N, the study then trains exactly the seeds that may settle an open comparison, and
+    each new record updates the tables and verdicts like any other.
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECORDS = Path("results/study")
 SEEDS = (0, 1, 2)
@@ -79,9 +90,10 @@ class StudyRun:
 
 
 def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = SEEDS,
-               profile: str = "study") -> list[StudyRun]:
+               profile: str = "study", models: tuple[str, ...] | None = None) -> list[StudyRun]:
     """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), then Tables IV-V with
-    the first seed only; each run is evaluated on the union of its tables' benchmarks."""
+    the first seed only; each run is evaluated on the union of its tables' benchmarks. ``models``: only the
+    runs of these networks (registered names; a Table V row by its GAN name)."""
     from ibmdn.experiments.tables import DATASETS, RUN_ALIASES, TABLES
 
     needs: dict[tuple[str, int, int, bool], tuple[set[str], set[str]]] = {}
@@ -107,8 +119,26 @@ def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = 
         return StudyRun(m, s, seed, tuple(d for d in DATASETS if d in sets), tuple(d for d in DATASETS if d in lp), f, g,
                         profile)
 
+    if models is not None:
+        unknown = sorted(set(models) - {k[0] for k in needs} - set(RUN_ALIASES))
+        if unknown:
+            raise ValueError(f"not in the plan of {', '.join(tables)}: {', '.join(unknown)}")
+        keep = {RUN_ALIASES.get(m, m) for m in models}
+        needs = {k: v for k, v in needs.items() if k[0] in keep}
+        once &= set(needs)
     many = [k for k in needs if k not in once]
     return [run(k, seed) for seed in seeds for k in many] + [run(k, seeds[0]) for k in needs if k not in many]
+
+
+def resolvable_models(claims: pd.DataFrame, max_seeds: int) -> tuple[str, ...]:
+    """The networks on either side of the not-resolvable comparisons of the multi-seed tables that at most
+    ``max_seeds`` seeds per side would resolve (``claims``: ``results/claims.csv``), sorted."""
+    import pandas as pd  # noqa: F811 (at run time; the module-level import is for type checking only)
+
+    n = pd.to_numeric(claims["seeds_to_resolve"], errors="coerce")
+    open_ = claims[claims["verdict"].str.startswith("not resolvable") & (n <= max_seeds)
+                   & ~claims["table"].isin(ONE_SEED)]
+    return tuple(sorted(set(open_["better"]) | set(open_["worse"])))
 
 
 GAN_WARMUP_FRACTION = 0.5
@@ -348,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=("run", "status", "bicubic", "keep-weights"))
     ap.add_argument("--tables", default=",".join(STUDY_TABLES), help="comma-separated trained tables")
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds")
+    ap.add_argument("--models", default="", help="comma-separated networks: only their runs")
+    ap.add_argument("--resolvable", type=int, default=0, metavar="N",
+                    help="only the networks of the open comparisons that N seeds per side would resolve "
+                         "(results/claims.csv; give --seeds up to N)")
     ap.add_argument("--runs", default="runs/study", type=Path, help="run folders (git-ignored)")
     ap.add_argument("--records", default=RECORDS, type=Path, help="where the run records go (committed)")
     ap.add_argument("--hours", default=0.0, type=float, help="stop starting / training runs after this (0: none)")
@@ -355,8 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="study", choices=("study", "study_gpu"),
                     help="budget: study (the CPU study) or study_gpu (a lent GPU; use another --records)")
     args = ap.parse_args(argv)
-    plan = study_plan(tuple(t.strip() for t in args.tables.split(",") if t.strip()),
-                      tuple(int(s) for s in args.seeds.split(",") if s.strip()), args.profile)
+    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) or None
+    if args.resolvable:
+        import pandas as pd
+
+        found = resolvable_models(pd.read_csv("results/claims.csv"), args.resolvable)
+        print(f"networks whose open comparisons {args.resolvable} seeds per side would resolve: "
+              f"{' '.join(found) or 'none'}")
+        from ibmdn.experiments.tables import RUN_ALIASES
+
+        planned = {r.model for r in study_plan(tables, SEEDS[:1], args.profile)}
+        models = (models or ()) + tuple(m for m in found if RUN_ALIASES.get(m, m) in planned)
+    plan = study_plan(tables, tuple(int(s) for s in args.seeds.split(",") if s.strip()), args.profile, models)
     if args.action == "keep-weights":
         for path in keep_weights(args.runs, args.records):
             print(path)
