@@ -2,7 +2,7 @@
 # The long CPU runs, in the background on a 2-core machine, one core each, until a deadline HOURS from now:
 #   1. the study: `python -m ibmdn.experiments.study run` on Tables I-V (whatever has no record yet; a run
 #      that would not finish is paused at the deadline and resumed by the next call), then seeds 3 and 4 of
-#      the networks whose not-resolvable comparisons five seeds per side would resolve (--resolvable 5);
+#      the networks whose not-resolvable comparisons five seeds per side would resolve (MORE_SEEDS below);
 #   2. the shipped-weights runs: configs/weights/ibmdn_stable_x2_long.toml, then the x3 and x4 fine-tunes
 #      from its final network (configs/weights/ibmdn_stable_x{3,4}_long.toml), one after the other.
 # Every run checkpoints as it goes and resumes bitwise where it stopped, so the same call in a later session
@@ -21,7 +21,10 @@ PY=${PY:-.venv/bin/python}
 RUNS=${RUNS:-runs}
 RECORDS=${RECORDS:-results/study}
 STUDY=(-m ibmdn.experiments.study run --runs "$RUNS/study" --records "$RECORDS")
-MORE_SEEDS=5  # then seeds up to this many per network, where results/claims.csv says they would settle a comparison
+# Then seeds 3 and 4 of the networks of the not-resolvable comparisons that five seeds per side would resolve,
+# as `study status --seeds 0,1,2,3,4 --resolvable 5` listed them from the claims of 2026-12-07 (51 records).
+# The list is fixed: computed again from later claims it would become "more seeds until resolved".
+MORE_SEEDS=(--seeds 0,1,2,3,4 --models bsrn,bsrn_icmd,imdn,imdn_ibmd_chfab,imdn_icmd,rfdn,rfdn_ibmd_cca,rfdn_ibmd_chfab,rfdn_ibmd_esa,rfdn_ibmd_hfab,rfdn_icmd_6b)
 TRAIN=(-m ibmdn.cli train --model ibmdn_stable --profile short --threads 1 --no-progress)
 
 if [ "${1:-}" = stop ]; then
@@ -56,8 +59,7 @@ study() {  # Tables I-V, then the extra seeds, until the deadline (epoch seconds
   hours=$(left); [ -n "$hours" ] || return 0
   ${DRY:+echo} "$PY" "${STUDY[@]}" --tables table1,table2,table3,table4,table5 --hours "$hours" || return 1
   hours=$(left); [ -n "$hours" ] || return 0
-  ${DRY:+echo} "$PY" "${STUDY[@]}" --tables table1,table2,table3 --resolvable "$MORE_SEEDS" \
-    --seeds "$(seq -s, 0 $((MORE_SEEDS - 1)))" --hours "$hours"
+  ${DRY:+echo} "$PY" "${STUDY[@]}" --tables table1,table2,table3 "${MORE_SEEDS[@]}" --hours "$hours"
 }
 
 if [ "${1:-}" = weights ]; then weights "$2"; exit $?; fi

@@ -316,7 +316,7 @@ def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
                          text=True, timeout=60, check=True).stdout
     study_then_seeds = (rf"study run --runs {tmp_path}/r/study --records {tmp_path}/rec "
                         r"--tables table1,table2,table3,table4,table5 --hours 0\.(4[89]\d|500)\n.*"
-                        r"--tables table1,table2,table3 --resolvable 5 --seeds 0,1,2,3,4 --hours 0\.(4[89]\d|500)\n")
+                        r"--tables table1,table2,table3 --seeds 0,1,2,3,4 --models bsrn,\S+,rfdn_icmd_6b --hours 0\.(4[89]\d|500)\n")
     assert re.search(study_then_seeds, out), out
     assert "--scale 2 --config configs/weights/ibmdn_stable_x2_long.toml" in out
     assert f"--scale 4 --config configs/weights/ibmdn_stable_x4_long.toml --out {tmp_path}/r/weights/" \
