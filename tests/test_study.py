@@ -44,7 +44,9 @@ def test_plan_covers_tables_one_to_three_with_three_seeds():
 def test_plan_gives_tables_four_and_five_one_seed_and_their_budget():
     plan = study.study_plan(("table3", "table4", "table5"))
     late = [r for r in plan if r.model.startswith("esrt") or r.gan]
-    assert len(late) == 8 and plan[-len(late):] == late and {r.seed for r in late} == {0}
+    assert len(late) == 10 and plan[-len(late):] == late
+    assert [r.seed for r in late] == [0] * 8 + [1, 2]  # one seed each, then the Table V seed spread
+    assert {(r.model, r.gan) for r in late[-2:]} == {("imdn_ibmd", True)}
     assert {(r.factor, r.gan, r.scale) for r in late} == {(study.BUDGET_FACTOR["table4"], False, 2),
                                                               (study.BUDGET_FACTOR["table5"], True, 4)}
     gan = next(r for r in late if r.model == "esrgan")
@@ -172,6 +174,26 @@ def test_one_seed_tables_use_the_pooled_seed_variance():
     one = found[(found.claim == 1) & (found.worse == "rfdn")]  # rfdn_icmd_6b has no run: Table I stays untested
     assert set(one.verdict) == {"not tested"} and set(one.interval.fillna("")) == {""}
     assert set(found.loc[(found.claim == 7) & (found.worse == "imdn"), "interval"].fillna("")) == {""}
+
+
+def test_table_five_is_judged_with_the_seed_spread_of_its_own_scale_and_recipe():
+    """Table V (x4, GAN) pools the spread of its multi-seed GAN pair, never the x2 spread of Tables I-III."""
+    from scipy import stats
+
+    x4 = lambda rec: {**rec, "scale": 4, "run": rec["run"].replace("_x2_", "_x4_")}
+    recs = [_record("imdn", s, [35.0 + 0.1 * s] * 2) for s in range(3)]  # an x2 spread (var 0.01) to ignore
+    recs += [x4(_record("gan_imdn_ibmd_g", s, [28.0 + 0.5 * s] * 2, lpips=0.2 - 0.01 * s)) for s in range(3)]
+    recs += [x4(_record("esrgan_g", 0, [29.0] * 2, lpips=0.15)), x4(_record("gan_rfdn_ibmd_g", 0, [28.0] * 2))]
+    runs = claims.run_frame(recs)
+    var, df = claims.seed_variance(runs)[(4, "set5", "psnr")]
+    assert (var, df) == (pytest.approx(0.25), 2)
+    found = claims.claims_table(runs).set_index(["better", "metric"])
+    h = stats.t.ppf(0.975, 2) * math.sqrt(0.25 * (1 / 3 + 1))
+    row = found.loc[("gan_imdn_ibmd_g", "psnr")]  # three seeds against ESRGAN's one
+    assert row.interval == "pooled" and (row.ci_low, row.ci_high) == (pytest.approx(-0.5 - h), pytest.approx(-0.5 + h))
+    assert found.loc[("gan_rfdn_ibmd_g", "psnr"), "interval"] == "pooled"
+    assert found.loc[("gan_rfdn_ibmd_g", "lpips"), "verdict"] == "not tested"  # no LPIPS on one side
+    assert found.loc[("gan_esrt_imdn_ibmd_g", "psnr"), "verdict"] == "not tested"  # no run
 
 
 def test_table_from_records_keeps_untrained_rows():

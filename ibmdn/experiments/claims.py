@@ -22,8 +22,10 @@ values from ``reported/paper.csv``.
     interval lies above ``-margin``, *contradicted* when it lies below, otherwise *not resolvable at this
     budget*; *not tested* without two seeds on each side. Tables IV and V are trained with one seed
     (``study.ONE_SEED``): their intervals use the seed variance pooled over every multi-seed network of the
-    same benchmark, metric and scale (:func:`seed_variance`; Tables I-III at x2), i.e. they assume an ESRT
-    or GAN run scatters over seeds as much as the study's other networks do on average. ``interval`` says
+    same benchmark, metric and scale (:func:`seed_variance`): Table IV's those of Tables I-III at x2 (it
+    assumes an ESRT run scatters over seeds as much as the study's other networks do on average), Table V's
+    the seeds of its one multi-seed GAN pair (``study.SPREAD_SEEDS``), since GAN training at x4 need not
+    scatter like L1 training at x2. ``interval`` says
     which was used. ``seeds_to_resolve`` (not-resolvable comparisons only): the seeds per side at which the
     interval would exclude the margin if the means and spreads stayed as observed (:func:`seeds_to_resolve`;
     a planning figure for where more seeds could settle a claim at this budget, not a test). The margin is
