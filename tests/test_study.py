@@ -341,8 +341,9 @@ def test_background_script_runs_the_study_and_the_weights_chain(tmp_path):
                         r"--tables table1,table2,table3 --seeds 0,1,2,3,4 --models bsrn,\S+,rfdn_icmd_6b --hours 0\.(4[89]\d|500)\n")
     assert re.search(study_then_seeds, out), out
     assert "--scale 2 --config configs/weights/ibmdn_stable_x2_long.toml" in out
-    assert f"--scale 4 --config configs/weights/ibmdn_stable_x4_long.toml --out {tmp_path}/r/weights/" \
-           f"ibmdn_stable_x4_long --time-limit 30 --init {tmp_path}/r/weights/ibmdn_stable_x2_long/final.pth" in out
+    x4 = (rf"--scale 4 --config configs/weights/ibmdn_stable_x4_long.toml --out {tmp_path}/r/weights/"
+          rf"ibmdn_stable_x4_long --time-limit (29|30) --init {tmp_path}/r/weights/ibmdn_stable_x2_long/final.pth")
+    assert re.search(x4, out), out  # minutes left of the 30: 29 once the calls before it took a second
     x2 = tmp_path / "r" / "weights" / "ibmdn_stable_x2_long"
     x2.mkdir(parents=True)
     (x2 / "final.json").write_text(json.dumps({"stopped_early": False}))

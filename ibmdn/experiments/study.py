@@ -159,7 +159,10 @@ generator in two stages: a PSNR-oriented pre-training on L1, then the adversaria
 One run of the study's budget does both, half each. Without it (the first Table V attempt, 2026-12-07) the
 generator started under ESRGAN's loss, whose pixel term weighs 1e-2, and after 500 of 1,500 steps ESRGAN's
 output was still 0.38 away from the target per pixel on average (Set5 8.7 dB): PSNR and SSIM comparisons
-of such networks say nothing."""
+of such networks say nothing. The second attempt (same day) carried the warm-up's Adam and learning rate into
+the adversarial stage and fell from 29.05 dB at the switch to 9.2 dB 250 steps later; it was stopped and is
+not recorded either. Since then the adversarial stage starts a new Adam at ESRGAN's 1e-4 (``gan_lr``,
+:mod:`ibmdn.train.gan`)."""
 
 
 def study_recipe(seed: int, scale: int = 2, factor: int = 1, gan: bool = False, profile: str = "study"):

@@ -37,7 +37,8 @@ The profiles (docs/results-and-provenance.md):
 GAN runs (Table V, ``--gan``) take the profile's data, schedule and budget and switch the loss to
 ESRGAN's: 1e-2 L1 + 1 perceptual + 5e-3 relativistic-average adversarial, after ``gan_warmup`` pixel-only
 iterations (ESRGAN pre-trains its generator on L1; the warm-up plays that role; the study gives it half of
-each Table V run). ESRGAN's perceptual
+each Table V run); the adversarial stage then starts a new Adam at ESRGAN's adversarial learning rate,
+``gan_lr`` = 1e-4 (:mod:`ibmdn.train.gan` says what happened without both). ESRGAN's perceptual
 term is the L1 distance of VGG19 ``conv5_4`` features before activation; VGG19 has no offline source
 here (docs/protocol.md), so the GAN uses VGG16 ``conv5_3`` before activation: a documented deviation.
 """
@@ -96,6 +97,9 @@ class TrainConfig:
         gan_pixel_weight / gan_perceptual_weight / gan_adv_weight: ESRGAN's loss weights.
         gan_perceptual_layer / gan_perceptual_criterion: the GAN's perceptual term (see module docstring).
         gan_warmup: pixel-only generator iterations before the adversarial phase (D idle).
+        gan_lr: with ``gan_warmup``: the learning rate at the first adversarial step; from there the schedule
+            keeps its shape, scaled to start at ``gan_lr`` (D's by the same factor). ESRGAN's adversarial
+            stage runs at 1e-4 (its L1 stage at 2e-4). 0: the schedule runs on unscaled.
         d_lr: discriminator learning rate (0: same as ``lr``); it follows the same schedule.
         val_set: benchmark set validated on (PSNR-Y through :func:`ibmdn.evaluate.evaluate`).
         bn_recalibrate: before each validation, re-estimate every BatchNorm's running statistics over
@@ -153,6 +157,7 @@ class TrainConfig:
     gan_perceptual_layer: str = "conv5_3"
     gan_perceptual_criterion: str = "l1"
     gan_warmup: int = 0
+    gan_lr: float = 1e-4
     d_lr: float = 0.0
     # validation, logging, checkpoints
     val_set: str = "Set5"
@@ -196,9 +201,10 @@ class TrainConfig:
                     self.gan_adv_weight,
                     self.grad_clip,
                     self.d_lr,
+                    self.gan_lr,
                 )
                 >= 0,
-                "loss weights, grad_clip and d_lr must be >= 0",
+                "loss weights, grad_clip, d_lr and gan_lr must be >= 0",
             ),
             (
                 self.perceptual_criterion in ("mse", "l1") and self.gan_perceptual_criterion in ("mse", "l1"),

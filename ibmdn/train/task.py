@@ -23,8 +23,15 @@ from ibmdn.train.losses import PerceptualLoss, SRLoss
 
 
 def lr_at(cfg: TrainConfig, step: int, base: float | None = None) -> float:
-    """Learning rate of step ``step`` (0-based): linear warm-up, then step halving or cosine decay."""
-    lr = cfg.lr if base is None else base
+    """Learning rate of step ``step`` (0-based): linear warm-up, then step halving or cosine decay; a GAN run's
+    adversarial stage (``step >= gan_warmup > 0``) scaled to start at ``gan_lr``."""
+    lr = _schedule(cfg, step, cfg.lr if base is None else base)
+    if cfg.gan and cfg.gan_lr > 0 and 0 < cfg.gan_warmup <= step:
+        lr *= cfg.gan_lr / _schedule(cfg, cfg.gan_warmup, cfg.lr)
+    return lr
+
+
+def _schedule(cfg: TrainConfig, step: int, lr: float) -> float:
     if step < cfg.warmup:
         return lr * (step + 1) / cfg.warmup
     if cfg.schedule == "step":
