@@ -100,8 +100,8 @@ def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = 
                profile: str = "study", models: tuple[str, ...] | None = None) -> list[StudyRun]:
     """The study's runs, seed-major (Tables II-III and IBMDN before Table I's other rows), then Tables IV-V with
     the first seed only, then the other seeds of :data:`SPREAD_SEEDS`; each run is evaluated on the union of
-    its tables' benchmarks. ``models``: only the
-    runs of these networks (registered names; a Table V row by its GAN name)."""
+    its tables' benchmarks. ``models``: only the runs of these networks (registered names; a Table V row by
+    its GAN name)."""
     from ibmdn.experiments.tables import DATASETS, RUN_ALIASES, TABLES
 
     needs: dict[tuple[str, int, int, bool], tuple[set[str], set[str]]] = {}
@@ -139,7 +139,7 @@ def study_plan(tables: tuple[str, ...] = STUDY_TABLES, seeds: tuple[int, ...] = 
         once &= set(needs)
     many = [k for k in needs if k not in once]
     return ([run(k, seed) for seed in seeds for k in many] + [run(k, seeds[0]) for k in needs if k not in many]
-            + [run(k, seed) for seed in seeds[1:] for k in needs if k in once and k in spread])
+            + [run(k, seed) for seed in seeds[1:] for k in needs if k in spread])  # spread rows are one-seed rows
 
 
 def resolvable_models(claims: pd.DataFrame, max_seeds: int) -> tuple[str, ...]:
