@@ -38,6 +38,24 @@ def test_layernorm_involution_is_one_function_in_train_and_eval_mode():
             torch.testing.assert_close(inv(3.0 * x), 3.0 * inv(x), rtol=1e-4, atol=1e-3)  # Inv(a x) = a Inv(x), |out| ~ 30
 
 
+def test_pixel_layernorm_is_a_layernorm_over_channels_and_keeps_the_memory_format():
+    from ibmdn.ops.involution import PixelLayerNorm
+
+    torch.manual_seed(0)
+    norm = PixelLayerNorm(6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 6, 5, 7)
+    mean = x.mean(1, keepdim=True)
+    var = x.var(1, unbiased=False, keepdim=True)
+    ref = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        y = norm(x.contiguous(memory_format=fmt))
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+        assert y.is_contiguous(memory_format=fmt)  # no layout switch for the convolution after it
+
+
 def test_batchnorm_involution_is_homogeneous_in_training_but_quadratic_in_eval_mode():
     inv = _trained_involution("bn")
     x = 4.0 * torch.rand(2, 16, 10, 10)
