@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="loader processes (-1: auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (0: torch's default)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU option)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (GPU option)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CPU training, off on GPUs; a resumed run keeps its own)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (GPU option)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "in rounds -> results/bench-train-<device>.csv")
     p.add_argument("--models", default="imdn,rfdn_aim,imdn_ibmd_cca,rfdn_ibmd_cca,ibmdn,ibmdn_stable")
     p.add_argument("--variants", default="default,reference",
-                   help="comma-separated: default, reference (unfold involution), shift, cl (channels-last), bf16, "
+                   help="comma-separated: default (the trainer's: channels-last on CPU), nchw, cl (channels-last), "
+                   "reference (unfold involution), shift, bf16, "
                    "cl-bf16, compiled, compiled-cl")
     p.add_argument("--reference", default="imdn:default", help="MODEL:VARIANT every ratio is taken against")
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))

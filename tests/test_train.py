@@ -374,6 +374,43 @@ def test_time_limit_stops_validates_and_resumes(tmp_path, data_root, keep_thread
     assert summary["steps"] == 50 and meta["stopped_early"] is False
 
 
+def test_memory_format_default_follows_the_device_and_a_resumed_run_keeps_its_own(tmp_path, data_root,
+                                                                                  keep_threads):
+    """``channels_last=None``: channels-last on CPU, NCHW on CUDA, the saved run's layout on resume (a run
+    started NCHW, e.g. before this default, resumes NCHW instead of refusing a changed recipe); a flag
+    given on the command line wins and lands in the recorded recipe."""
+    import json
+
+    from ibmdn.cli import build_parser
+    from ibmdn.train.config import for_device
+    from ibmdn.train.trainer import _overrides, train
+
+    auto = _tiny(iterations=4, val_every=1000, ckpt_every=1000)
+    assert auto.channels_last is None and PROFILES["short"].channels_last is None
+    assert for_device(auto, torch.device("cpu")).channels_last is True
+    assert for_device(auto, torch.device("cuda")).channels_last is False
+    nchw = dataclasses.replace(auto, channels_last=False)
+    assert for_device(nchw, torch.device("cpu")) is nchw
+    assert for_device(auto, torch.device("cpu"), saved=nchw).channels_last is False
+    with pytest.raises(ConfigError, match="channels_last"):
+        resolve_config("smoke", overrides={"channels_last": "yes"})
+    args = build_parser().parse_args(["train", "--model", "ibmdn", "--scale", "2", "--no-channels-last"])
+    assert _overrides(args)["channels_last"] is False
+    args = build_parser().parse_args(["train", "--model", "ibmdn", "--scale", "2"])
+    assert _overrides(args)["channels_last"] is None
+
+    def recorded(run):
+        return json.loads((run / "config.json").read_text())["config"]["channels_last"]
+
+    train("ibmdn", 2, auto, out=tmp_path / "cpu", device="cpu", data_root=data_root, progress=False)
+    assert recorded(tmp_path / "cpu") is True
+    train("ibmdn", 2, nchw, out=tmp_path / "old", device="cpu", data_root=data_root, progress=False,
+          time_limit=1e-6)
+    summary = train("ibmdn", 2, auto, out=tmp_path / "old", resume=True, device="cpu", data_root=data_root,
+                    progress=False)
+    assert summary["steps"] == 4 and recorded(tmp_path / "old") is False
+
+
 # ------------------------------------------------------------------------------------- precise BN
 
 

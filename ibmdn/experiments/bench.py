@@ -235,6 +235,7 @@ def _quantiles(times: list[float]) -> tuple[float, float, float]:
 
 TRAIN_VARIANTS: dict[str, dict] = {
     "default": {},
+    "nchw": {"channels_last": False},
     "reference": {"involution_impl": "unfold"},
     "shift": {"involution_impl": "shift"},
     "cl": {"channels_last": True},
@@ -244,7 +245,8 @@ TRAIN_VARIANTS: dict[str, dict] = {
     "compiled-cl": {"compile": True, "channels_last": True},
 }
 """Training-step variants: recipe fields that change only the speed of a step (``default``: the recipe as
-the trainer runs it; ``reference``: the unfold involution)."""
+the trainer runs it, channels-last on CPU since the default follows the device; ``nchw`` and ``cl``: the
+layout forced; ``reference``: the unfold involution)."""
 
 
 def trainer_step(name: str, scale: int, device: torch.device, batch: int = 8, hr: int = 64,
@@ -253,12 +255,13 @@ def trainer_step(name: str, scale: int, device: torch.device, batch: int = 8, hr
     lr schedule, memory format, autocast and involution implementation) on fixed random uint8 patches of
     the recipe's batch and size, moved to the device as the trainer moves its batches."""
     from ibmdn.models import build_model
-    from ibmdn.train.config import resolve_config
+    from ibmdn.train.config import for_device, resolve_config
     from ibmdn.train.data import to_device
     from ibmdn.train.distributed import DistInfo
     from ibmdn.train.task import SRTask
 
-    cfg = resolve_config(profile, overrides={"batch_size": batch, "patch_size": hr, **(overrides or {})})
+    cfg = for_device(resolve_config(profile, overrides={"batch_size": batch, "patch_size": hr, **(overrides or {})}),
+                     device)
     torch.manual_seed(0)
     task = SRTask(cfg, build_model(name, scale, **cfg.model_kwargs), device, DistInfo())
     g = torch.Generator().manual_seed(0)

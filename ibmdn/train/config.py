@@ -49,11 +49,14 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomllib
 
 from ibmdn.errors import IbmdnError
+
+if TYPE_CHECKING:
+    import torch
 
 PROFILE_NAMES = ("smoke", "short", "study", "study_gpu", "paper")
 
@@ -111,7 +114,9 @@ class TrainConfig:
         seed: seeds the weights, the data order, the crops and the augmentations.
         amp: ``none`` or ``bf16`` (autocast; a GPU option, it also runs on CPU).
         channels_last: NHWC memory format for model and batches (every operator, the involution's
-            ``fused`` application included, keeps it).
+            ``fused`` application included, keeps it). ``None`` (the default) picks per device
+            (:func:`for_device`): channels-last on CPU (the faster training step for the IBMD networks on
+            the CPUs measured, docs/RESULTS.md, training speed), NCHW on GPUs (not measured as a default); a resumed run keeps the layout it was started with.
         compile: ``torch.compile`` the training forward (GPU option; needs a working compiler).
         involution_impl: ``auto`` (``fused`` on CPU, the model's own on CUDA), ``unfold``, ``shift`` or
             ``fused`` (:mod:`ibmdn.ops.involution`): the three compute the same function. ``fused``
@@ -168,7 +173,7 @@ class TrainConfig:
     seed: int = 0
     # speed options (GPU)
     amp: str = "none"
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool = False
     involution_impl: str = "auto"
     threads: int = 0
@@ -297,6 +302,10 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
         return value
+    if hint == (bool | None):
+        if value is not None and not isinstance(value, bool):
+            raise bad
+        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
@@ -358,6 +367,16 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if profile not in PROFILES:
         raise ConfigError(f"recorded config has an unknown profile {profile!r}")
     return with_overrides(PROFILES[profile], {k: v for k, v in data.items() if k != "profile"})
+
+
+def for_device(cfg: TrainConfig, device: torch.device, saved: TrainConfig | None = None) -> TrainConfig:
+    """``cfg`` with its device-dependent defaults fixed, as a run records it: ``channels_last=None`` becomes
+    the ``saved`` run's layout (a resumed run keeps the one it was started with, also one started before
+    this default existed), else ``True`` on CPU and ``False`` on other devices."""
+    if cfg.channels_last is not None:
+        return cfg
+    layout = saved.channels_last if saved is not None and saved.channels_last is not None else device.type == "cpu"
+    return dataclasses.replace(cfg, channels_last=layout)
 
 
 # fields that may differ between a run and its resumption (they do not change the numbers)

@@ -25,13 +25,15 @@ Run folder (``--out``, default ``runs/<model>_x<scale>_<profile>``; ``runs/`` is
   wall time, the log rows).
 
 Every file is written to a temporary name and renamed (a killed run never leaves a truncated file).
-GPU options (``--bf16``, ``--channels-last``, ``--compile``) are off by default and harmless on CPU.
+Memory format: channels-last on CPU and NCHW on GPUs unless ``--channels-last`` / ``--no-channels-last``
+says otherwise (:func:`ibmdn.train.config.for_device`). ``--bf16`` and ``--compile`` are off by default.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import math
 import os
 import random
@@ -48,7 +50,7 @@ from torch import nn
 
 from ibmdn.errors import IbmdnError
 from ibmdn.fileio import atomic_torch_save, atomic_write_bytes, sha256_file
-from ibmdn.train.config import TrainConfig, config_from_dict, resolve_config, resume_differences
+from ibmdn.train.config import TrainConfig, config_from_dict, for_device, resolve_config, resume_differences
 from ibmdn.train.data import (
     PatchDataset,
     load_images,
@@ -367,6 +369,14 @@ def _check_start(run_dir: Path, resume: bool, cfg: TrainConfig, device: torch.de
         raise TrainError("--bf16: this GPU does not support bfloat16")
 
 
+def _saved_config(run_dir: Path) -> TrainConfig | None:
+    """The recipe a run folder's ``config.json`` recorded (None without a readable one)."""
+    try:
+        return config_from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["config"])
+    except (OSError, ValueError, KeyError, IbmdnError):
+        return None
+
+
 def _restore(run: _Run) -> RunState:
     """Load ``last.pth`` into the task and the RNGs; the run state it was saved with."""
     ck = torch.load(run.last_path, map_location="cpu", weights_only=True)
@@ -545,6 +555,7 @@ def _train(model_name, scale, cfg: TrainConfig, out, resume, device, info: DistI
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(out or f"runs/{model_name}_x{scale}_{cfg.profile}{'_gan' if cfg.gan else ''}")
+    cfg = for_device(cfg, device, _saved_config(run_dir) if resume else None)
     _check_start(run_dir, resume, cfg, device)
     seed_everything(cfg.seed)  # identical initial weights on every process
     g, d = _build(model_name, scale, cfg)
@@ -630,11 +641,11 @@ def _overrides(args) -> dict[str, Any]:
         "threads": args.threads,
         "train_sets": args.train_sets,
         "init_weights": getattr(args, "init", None),
+        "channels_last": args.channels_last,
     }
     for flag, key, value in (
         (args.gan, "gan", True),
         (args.bf16, "amp", "bf16"),
-        (args.channels_last, "channels_last", True),
         (args.compile, "compile", True),
     ):
         if flag:
@@ -661,7 +672,7 @@ def bench_loader(
         workers=workers,
         pin_memory=dev.type == "cuda",
     )
-    res = loader_throughput(loader, batches, dev, cfg.channels_last)
+    res = loader_throughput(loader, batches, dev, for_device(cfg, dev).channels_last)
     res.update(workers=workers, batch_size=cfg.batch_size, patch_size=cfg.patch_size, images=len(images))
     return res
 
