@@ -171,7 +171,7 @@ class TrainConfig:
     log_every: int = 100
     ckpt_every: int = 1000
     seed: int = 0
-    # speed options (GPU)
+    # speed options (channels_last and involution_impl change only the summation order, amp the precision)
     amp: str = "none"
     channels_last: bool | None = None
     compile: bool = False
