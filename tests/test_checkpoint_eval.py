@@ -65,6 +65,27 @@ def test_bf16_rows_are_tagged_and_cached_apart(data_root, tmp_path):
     assert sorted(p.name.endswith("_bf16.csv") for p in (tmp_path / "precision_eval").iterdir()) == [False, True]
 
 
+def test_two_checkpoints_of_one_network_are_cached_apart(data_root, tmp_path):
+    """Two weight files of the same network and scale (e.g. two shipped x2 checkpoints) get their own parts
+    and their own numbers; a file changed under the same name is evaluated again."""
+    import torch
+
+    from ibmdn.models import build_model
+
+    paths = []
+    for seed, name in ((0, "imdn_x2_a.pth"), (1, "imdn_x2_b.pth")):
+        torch.manual_seed(seed)
+        torch.save(build_model("imdn", 2).state_dict(), tmp_path / name)
+        paths.append(tmp_path / name)
+    rows = [("imdn", 2, str(p), Protocol()) for p in paths]
+    df = run_rows("shipped_eval", rows, datasets=("set5",), data_root=data_root, parts_dir=tmp_path / "parts")
+    psnr = df[df.metric == "psnr"].set_index("weights")["value"]
+    assert len(list((tmp_path / "parts" / "shipped_eval").iterdir())) == 2 and psnr["imdn_x2_a"] != psnr["imdn_x2_b"]
+    paths[1].write_bytes(paths[0].read_bytes())  # retrained under the same name: not the cached number
+    again = run_rows("shipped_eval", rows[1:], datasets=("set5",), data_root=data_root, parts_dir=tmp_path / "parts")
+    assert again[again.metric == "psnr"]["value"].iloc[0] == psnr["imdn_x2_a"]
+
+
 def test_committed_precision_table_keeps_each_checkpoints_score():
     """results/precision_eval.csv: each checkpoint's fp32 Set5 row equals its row in the four-benchmark
     tables (the same protocol, measured twice), and every bf16 row has its fp32 partner."""

@@ -38,10 +38,18 @@ without native bf16, so not all nine)."""
 LONG = ["table", "model", "weights", "scale", "dataset", "metric", "value", "unit", "n_images", "source"]
 
 
-def _part_path(parts: Path, table: str, model: str, scale: int, dataset: str, protocol: Protocol,
-               precision: str = "fp32") -> Path:
+def _part_path(parts: Path, table: str, model: str, scale: int, weights: str | None, dataset: str,
+               protocol: Protocol, precision: str = "fp32") -> Path:
+    """The cached summary of one evaluation, named by everything it depends on: the network, the weights
+    (a checkpoint file by its content, so two checkpoints of one network, or a file retrained under the same
+    name, never share a part), the set, the protocol and the precision."""
+    from ibmdn.evaluate import weights_tag
+    from ibmdn.fileio import sha256_file
+
     key = hashlib.sha256(json.dumps(asdict(protocol), sort_keys=True).encode()).hexdigest()[:10]
-    return parts / table / f"{model}_x{scale}_{dataset}_{key}{'' if precision == 'fp32' else '_' + precision}.csv"
+    wkey = "" if weights in (None, "official") else f"{weights_tag(weights)}-{sha256_file(weights)[:10]}_"
+    suffix = "" if precision == "fp32" else "_" + precision
+    return parts / table / f"{model}_x{scale}_{wkey}{dataset}_{key}{suffix}.csv"
 
 
 def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], datasets=DATASETS, device="cpu",
@@ -63,7 +71,7 @@ def run_rows(table: str, rows: list[tuple[str, int, str | None, Protocol]], data
     frames = []
     jobs = [(m, s, w, p, d) for m, s, w, p in rows for d in datasets]
     for model_name, scale, weights, protocol, dataset in tqdm(jobs, desc=table, unit="set"):
-        part = _part_path(parts, table, model_name, scale, dataset, protocol, precision)
+        part = _part_path(parts, table, model_name, scale, weights, dataset, protocol, precision)
         if part.exists():
             frames.append(pd.read_csv(part, keep_default_na=False))
             continue
