@@ -523,6 +523,9 @@ SECTIONS: dict[str, Section] = {
                                     "ibmdn bench-train (the same command on an Intel Xeon host, kept under this name)"),
     "bench_train_cpu_bf16": Section("bench-train-cpu-bf16.csv", render_bench_train,
                                     "ibmdn bench-train with bf16 variants on a CPU with native bf16 (kept under this name)"),
+    "bench_train_cpu_default": Section("bench-train-cpu-default.csv", render_bench_train,
+                                       "ibmdn bench-train of every trainable network, the CPU default (channels-last) "
+                                       "against NCHW (kept under this name)"),
     **{f"table{i}": Section(f"table{i}.csv", render_study_table, f"papermill notebooks/table{i}.ipynb")
        for i in range(1, 6)},
     "table6": Section("table6.csv", render_paper_table, "papermill notebooks/table6.ipynb"),
