@@ -116,7 +116,8 @@ class TrainConfig:
         channels_last: NHWC memory format for model and batches (every operator, the involution's
             ``fused`` application included, keeps it). ``None`` (the default) picks per device
             (:func:`for_device`): channels-last on CPU (the faster training step for the IBMD networks on
-            the CPUs measured, docs/RESULTS.md, training speed), NCHW on GPUs (not measured as a default); a resumed run keeps the layout it was started with.
+            the CPUs measured, docs/RESULTS.md, training speed), NCHW on GPUs (not measured as a default);
+            a resumed run keeps the layout it was started with.
         compile: ``torch.compile`` the training forward (GPU option; needs a working compiler).
         involution_impl: ``auto`` (``fused`` on CPU, the model's own on CUDA), ``unfold``, ``shift`` or
             ``fused`` (:mod:`ibmdn.ops.involution`): the three compute the same function. ``fused``
@@ -375,8 +376,8 @@ def for_device(cfg: TrainConfig, device: torch.device, saved: TrainConfig | None
     this default existed), else ``True`` on CPU and ``False`` on other devices."""
     if cfg.channels_last is not None:
         return cfg
-    layout = saved.channels_last if saved is not None and saved.channels_last is not None else device.type == "cpu"
-    return dataclasses.replace(cfg, channels_last=layout)
+    layout = saved.channels_last if saved is not None else None
+    return dataclasses.replace(cfg, channels_last=device.type == "cpu" if layout is None else layout)
 
 
 # fields that may differ between a run and its resumption (they do not change the numbers)
